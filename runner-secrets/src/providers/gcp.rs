@@ -1,0 +1,1 @@
+//! gcp provider (in progress)

@@ -1,0 +1,1 @@
+//! kubernetes provider (in progress)
