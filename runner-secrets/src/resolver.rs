@@ -268,7 +268,7 @@ impl SecretResolver {
                         tried.join(", then ")
                     },
                     cause,
-                    source: source.map(|e| Arc::new(e) as _),
+                    source: source.and_then(|e| e.source),
                 }
             };
 
@@ -292,7 +292,7 @@ impl SecretResolver {
                 }
                 Err(e) => {
                     // We cannot tell whether the whole id names a secret: do not guess with the key rule.
-                    let cause = format!("reading secret `{name}` failed ({})", e.kind);
+                    let cause = format!("reading secret `{name}` failed: {}", e.message);
                     return Err(fail(e.kind, &tried, cause, Some(e)));
                 }
             }
@@ -327,7 +327,7 @@ impl SecretResolver {
                         denied.get_or_insert(e);
                     }
                     Err(e) => {
-                        let cause = format!("reading secret `{name}` failed ({})", e.kind);
+                        let cause = format!("reading secret `{name}` failed: {}", e.message);
                         return Err(fail(e.kind, &tried, cause, Some(e)));
                     }
                 }
@@ -344,7 +344,7 @@ impl SecretResolver {
             ));
         }
         if let Some(e) = denied {
-            let cause = "access denied by the secrets manager".to_owned();
+            let cause = format!("access denied by the secrets manager: {}", e.message);
             return Err(fail(ErrorKind::AccessDenied, &tried, cause, Some(e)));
         }
         Err(fail(
@@ -437,8 +437,8 @@ impl SecretResolver {
         Err(SecretError::Health {
             provider: kind,
             kind: err.kind,
-            cause: err.message.clone(),
-            source: Some(Arc::new(err)),
+            cause: err.message,
+            source: err.source,
         })
     }
 
