@@ -1,0 +1,191 @@
+//! The ingestion workflow config (env `config` of the pod) derived from an
+//! IngestionPipeline and its service, following the shape of OpenMetadata's
+//! `openMetadataWorkflowConfig` (`schema/metadataIngestion/workflow.json`) and, for
+//! applications, `OpenMetadataApplicationConfig`.
+//!
+//! `secret:` references are left as they are: resolving them is the caller's business
+//! (runner-secrets, SECRETS_DELIVERY=runner) or the pod's (SECRETS_DELIVERY=pod).
+
+use serde_json::{Map, Value, json};
+
+use super::BuildError;
+
+fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .filter(|x| !x.is_empty())
+}
+
+/// Build the workflow config for one run. `run_id` is the `pipelineRunId`; a schedule passes
+/// `None` (the pod's env `pipelineRunId={{workflow.uid}}` gives each scheduled run its id).
+pub fn workflow_config(
+    pipeline: &Value,
+    service: Option<&Value>,
+    run_id: Option<&str>,
+) -> Result<Value, BuildError> {
+    let ptype = s(pipeline, "/pipelineType").ok_or_else(|| BuildError::missing("pipelineType"))?;
+    let fqn = s(pipeline, "/fullyQualifiedName")
+        .ok_or_else(|| BuildError::missing("fullyQualifiedName"))?;
+    let server = pipeline
+        .get("openMetadataServerConnection")
+        .filter(|v| v.is_object())
+        .cloned()
+        .ok_or_else(|| BuildError::missing("openMetadataServerConnection"))?;
+    let logger = s(pipeline, "/loggerLevel").unwrap_or("INFO");
+    let mut workflow_cfg = json!({ "loggerLevel": logger, "openMetadataServerConfig": server });
+    if let Some(r) = pipeline.get("raiseOnError").and_then(Value::as_bool) {
+        workflow_cfg["raiseOnError"] = Value::Bool(r);
+    }
+    let source_config = pipeline
+        .get("sourceConfig")
+        .cloned()
+        .unwrap_or_else(|| json!({"config": {}}));
+
+    if ptype == "application" {
+        let cfg = source_config.get("config").cloned().unwrap_or_default();
+        let mut out = json!({
+            "sourcePythonClass": cfg.get("sourcePythonClass").cloned().unwrap_or(Value::Null),
+            "appConfig": cfg.get("appConfig").cloned().unwrap_or(Value::Null),
+            "appPrivateConfig": cfg.get("appPrivateConfig").cloned().unwrap_or(Value::Null),
+            "workflowConfig": workflow_cfg,
+            "ingestionPipelineFQN": fqn,
+            "pipelineRunId": run_id,
+        });
+        strip_nulls(&mut out);
+        return Ok(out);
+    }
+
+    let service_name = s(pipeline, "/service/name")
+        .or_else(|| service.and_then(|sv| s(sv, "/name")))
+        .unwrap_or_else(|| fqn.split('.').next().unwrap_or(fqn));
+    let service_type = service
+        .and_then(|sv| s(sv, "/serviceType").or_else(|| s(sv, "/connection/config/type")))
+        .map(str::to_ascii_lowercase);
+    let need_service = || {
+        service_type.clone().ok_or_else(|| BuildError::Invalid {
+            field: "service".into(),
+            reason: format!(
+                "a {ptype} pipeline needs its service entity (serviceType and connection)"
+            ),
+        })
+    };
+    let connection = service.and_then(|sv| sv.get("connection")).cloned();
+
+    let mut source = Map::new();
+    let (source_type, service_name, with_conn) = match ptype {
+        "metadata" | "profiler" | "autoClassification" => {
+            (need_service()?, service_name.to_owned(), true)
+        }
+        "usage" => (
+            format!("{}-usage", need_service()?),
+            service_name.to_owned(),
+            true,
+        ),
+        "lineage" => (
+            format!("{}-lineage", need_service()?),
+            service_name.to_owned(),
+            true,
+        ),
+        "dbt" => ("dbt".to_owned(), service_name.to_owned(), true),
+        "TestSuite" => ("testsuite".to_owned(), service_name.to_owned(), false),
+        "dataInsight" => ("dataInsight".to_owned(), "OpenMetadata".to_owned(), false),
+        "elasticSearchReindex" => (
+            "metadata_elasticsearch".to_owned(),
+            "OpenMetadata".to_owned(),
+            false,
+        ),
+        other => (
+            service_type.clone().unwrap_or_else(|| other.to_owned()),
+            service_name.to_owned(),
+            true,
+        ),
+    };
+    source.insert("type".into(), Value::String(source_type));
+    source.insert("serviceName".into(), Value::String(service_name.clone()));
+    if with_conn && let Some(c) = connection {
+        source.insert("serviceConnection".into(), c);
+    }
+    source.insert("sourceConfig".into(), source_config);
+
+    let mut out = Map::new();
+    out.insert("source".into(), Value::Object(source));
+    match ptype {
+        "usage" => {
+            let file = format!(
+                "/tmp/{}_usage",
+                super::names::slug(&service_name, 60).replace('-', "_")
+            );
+            out.insert(
+                "processor".into(),
+                json!({"type": "query-parser", "config": {}}),
+            );
+            out.insert(
+                "stage".into(),
+                json!({"type": "table-usage", "config": {"filename": file}}),
+            );
+            out.insert(
+                "bulkSink".into(),
+                json!({"type": "metadata-usage", "config": {"filename": file}}),
+            );
+        }
+        "profiler" | "autoClassification" => {
+            out.insert(
+                "processor".into(),
+                json!({"type": "orm-profiler", "config": {}}),
+            );
+            out.insert(
+                "sink".into(),
+                json!({"type": "metadata-rest", "config": {}}),
+            );
+        }
+        "TestSuite" => {
+            out.insert(
+                "processor".into(),
+                json!({"type": "orm-test-runner", "config": {}}),
+            );
+            out.insert(
+                "sink".into(),
+                json!({"type": "metadata-rest", "config": {}}),
+            );
+        }
+        "dataInsight" => {
+            out.insert(
+                "processor".into(),
+                json!({"type": "data-insight-processor", "config": {}}),
+            );
+            out.insert(
+                "sink".into(),
+                json!({"type": "metadata-rest", "config": {}}),
+            );
+        }
+        _ => {
+            out.insert(
+                "sink".into(),
+                json!({"type": "metadata-rest", "config": {}}),
+            );
+        }
+    }
+    out.insert("workflowConfig".into(), workflow_cfg);
+    out.insert("ingestionPipelineFQN".into(), Value::String(fqn.to_owned()));
+    if let Some(r) = run_id {
+        out.insert("pipelineRunId".into(), Value::String(r.to_owned()));
+    }
+    if let Some(b) = pipeline
+        .get("enableStreamableLogs")
+        .and_then(Value::as_bool)
+    {
+        out.insert("enableStreamableLogs".into(), Value::Bool(b));
+    }
+    Ok(Value::Object(out))
+}
+
+fn strip_nulls(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|_, x| !x.is_null());
+    }
+}
+
+/// The text put in env `config`: JSON, which is valid YAML for the framework's loader.
+pub fn config_text(config: &Value) -> String {
+    serde_json::to_string(config).unwrap_or_default()
+}
