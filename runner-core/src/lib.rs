@@ -1,1 +1,32 @@
-//! placeholder
+//! The Hybrid Ingestion Runner's orchestration: the connection loop to the control plane, request
+//! dispatch, executors (local processes here, Argo Workflows in `executor::argo`), run tracking,
+//! the outbox of status events, and shutdown.
+//!
+//! Entry point: [`Runner`]. It takes a validated [`RunnerConfig`] and an [`Executor`], and runs
+//! until its [`CancellationToken`](tokio_util::sync::CancellationToken) is cancelled.
+
+pub mod backoff;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod error;
+pub mod executor;
+pub mod outbox;
+pub mod runner;
+pub mod schedule;
+pub mod workflow_config;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use config::{AuthToken, RunnerConfig, ServerUrl};
+pub use error::CoreError;
+pub use executor::{Executor, ExecutorError};
+pub use outbox::Outbox;
+pub use runner::{Runner, RunnerStatus};
+
+/// The runner's version, sent in `hello` and in `getServiceStatus`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `platform` of every `PipelineServiceClientResponse` this runner sends.
+pub const PLATFORM: &str = "hybrid-runner";

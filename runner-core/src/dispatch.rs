@@ -1,0 +1,443 @@
+//! Turns requests into executor calls and replies. Bounded concurrency; replies always sent; a
+//! request id seen again (a replay after reconnect) is answered from a short-lived cache instead of
+//! being executed twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use runner_protocol::{
+    ErrorBody, ErrorCode, IngestionPipeline, MessageId, OpResult, PipelineServiceClientResponse,
+    Request, Response,
+};
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::executor::{AutomationSpec, Executor, RunSpec, Trigger};
+use crate::{PLATFORM, VERSION};
+
+/// Builds the workflow config of a run from the request (and resolves secrets, once wired).
+pub type ConfigBuilder = Arc<
+    dyn Fn(&IngestionPipeline, Option<&Value>, &str, Option<&Value>) -> Result<Value, ErrorBody>
+        + Send
+        + Sync,
+>;
+
+/// The default: the workflow config as built by [`crate::workflow_config::build`].
+pub fn plain_config_builder() -> ConfigBuilder {
+    Arc::new(|pipeline, service, run_id, over| {
+        crate::workflow_config::build(pipeline, service, run_id, over).map_err(|e| e.to_body())
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Pending { digest: u64 },
+    Done { digest: u64, response: Response },
+}
+
+impl Entry {
+    fn digest(&self) -> u64 {
+        match self {
+            Entry::Pending { digest } | Entry::Done { digest, .. } => *digest,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ReplyCache {
+    entries: HashMap<MessageId, (Entry, Instant)>,
+    order: VecDeque<(MessageId, Instant)>,
+}
+
+/// What to do with an incoming request.
+#[derive(Debug)]
+pub enum Admission {
+    /// Execute it; the permit bounds concurrency.
+    Execute(OwnedSemaphorePermit),
+    /// Seen before and finished: send this reply again.
+    Cached(Response),
+    /// Seen before and still executing: its reply will be sent when done.
+    InFlight,
+    /// Refused at once with this reply (busy, shutting down).
+    Refused(Response),
+}
+
+/// Executes requests against an executor.
+pub struct Dispatcher {
+    executor: Arc<dyn Executor>,
+    config_builder: ConfigBuilder,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    cache: Mutex<ReplyCache>,
+    ttl: Duration,
+    cache_max: usize,
+    draining: AtomicBool,
+    host_ip: Mutex<Option<IpAddr>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+fn digest(request: &Request) -> u64 {
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(request)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
+}
+
+fn ok(reason: impl Into<String>, run_id: Option<String>) -> Response {
+    Response::Result(OpResult::PipelineResponse(PipelineServiceClientResponse {
+        code: 200,
+        platform: PLATFORM.to_owned(),
+        reason: Some(reason.into()),
+        version: Some(VERSION.to_owned()),
+        run_id,
+    }))
+}
+
+fn err(body: ErrorBody) -> Response {
+    Response::Error(body)
+}
+
+impl Dispatcher {
+    pub fn new(
+        executor: Arc<dyn Executor>,
+        config_builder: ConfigBuilder,
+        capacity: usize,
+        ttl: Duration,
+    ) -> Dispatcher {
+        Dispatcher {
+            executor,
+            config_builder,
+            permits: Arc::new(Semaphore::new(capacity.max(1))),
+            capacity: capacity.max(1),
+            cache: Mutex::new(ReplyCache::default()),
+            ttl,
+            cache_max: 10_000,
+            draining: AtomicBool::new(false),
+            host_ip: Mutex::new(None),
+        }
+    }
+
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.executor
+    }
+
+    /// Requests executing now.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// From now on new requests are refused with `shutting_down`.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Records the local address of the control-plane connection (for `getHostIp`).
+    pub fn set_host_ip(&self, ip: IpAddr) {
+        *self.host_ip.lock().unwrap_or_else(|e| e.into_inner()) = Some(ip);
+    }
+
+    /// Decides whether to execute `request` with id `id`.
+    pub fn admit(&self, id: &MessageId, request: &Request) -> Admission {
+        let d = digest(request);
+        let now = Instant::now();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            // Expire old entries.
+            while let Some((old, at)) = cache.order.front().cloned() {
+                if now.duration_since(at) < self.ttl && cache.order.len() <= self.cache_max {
+                    break;
+                }
+                cache.order.pop_front();
+                if cache.entries.get(&old).is_some_and(|(_, t)| *t == at) {
+                    cache.entries.remove(&old);
+                }
+            }
+            if let Some((entry, _)) = cache.entries.get(id) {
+                if entry.digest() == d {
+                    return match entry {
+                        Entry::Done { response, .. } => Admission::Cached(response.clone()),
+                        Entry::Pending { .. } => Admission::InFlight,
+                    };
+                }
+                tracing::warn!(id = %id, "request id reused with a different body; executing it as a new request");
+            }
+        }
+        if self.draining.load(Ordering::SeqCst) {
+            return Admission::Refused(err(ErrorBody::new(
+                ErrorCode::ShuttingDown,
+                "the runner is shutting down and takes no new requests; retry when it reconnects",
+            )));
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Admission::Refused(err(ErrorBody::new(
+                ErrorCode::Busy,
+                format!(
+                    "{} requests are executing (MAX_CONCURRENT_REQUESTS); retry shortly",
+                    self.capacity
+                ),
+            )));
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entries
+            .insert(id.clone(), (Entry::Pending { digest: d }, now));
+        cache.order.push_back((id.clone(), now));
+        Admission::Execute(permit)
+    }
+
+    /// Executes an admitted request and records its reply for replays.
+    pub async fn execute(
+        &self,
+        id: &MessageId,
+        request: Request,
+        permit: OwnedSemaphorePermit,
+    ) -> Response {
+        let d = digest(&request);
+        let op = request.op();
+        let started = Instant::now();
+        let response = self.handle(request).await;
+        drop(permit);
+        match &response {
+            Response::Error(e) => {
+                tracing::warn!(id = %id, op, code = ?e.code, error = %e.message, elapsed_ms = started.elapsed().as_millis() as u64, "request failed")
+            }
+            Response::Result(_) => {
+                tracing::debug!(id = %id, op, elapsed_ms = started.elapsed().as_millis() as u64, "request done")
+            }
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        cache.entries.insert(
+            id.clone(),
+            (
+                Entry::Done {
+                    digest: d,
+                    response: response.clone(),
+                },
+                now,
+            ),
+        );
+        cache.order.push_back((id.clone(), now));
+        response
+    }
+
+    async fn handle(&self, request: Request) -> Response {
+        let ex = &self.executor;
+        match request {
+            Request::Ping {} => Response::Result(OpResult::Pong {}),
+            Request::DeployPipeline { pipeline, service } => {
+                match ex.deploy(&pipeline, service.as_ref()).await {
+                    Ok(outcome) => ok(outcome.message, None),
+                    Err(e) => err(e.to_body()),
+                }
+            }
+            Request::RunPipeline {
+                pipeline,
+                service,
+                options,
+            } => {
+                let run_id = options
+                    .run_id
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let config = match (self.config_builder)(
+                    &pipeline,
+                    service.as_ref(),
+                    &run_id,
+                    options.config_override.as_ref(),
+                ) {
+                    Ok(c) => c,
+                    Err(e) => return err(e),
+                };
+                let spec = RunSpec {
+                    pipeline: *pipeline,
+                    service,
+                    run_id: run_id.clone(),
+                    workflow_config: config,
+                    trigger: Trigger::Manual,
+                };
+                match ex.run(spec).await {
+                    Ok(status) => ok(
+                        format!("run {run_id} is {}", status.pipeline_state.as_str()),
+                        Some(run_id),
+                    ),
+                    Err(e) => err(e.to_body()),
+                }
+            }
+            Request::KillIngestion { pipeline } => match ex.kill(&pipeline, None).await {
+                Ok(n) => ok(
+                    format!("asked {n} run(s) of `{}` to stop", pipeline.fqn()),
+                    None,
+                ),
+                Err(e) => err(e.to_body()),
+            },
+            Request::KillIngestionRun { pipeline, run_id } => {
+                match ex.kill(&pipeline, Some(&run_id)).await {
+                    Ok(_) => ok(format!("asked run {run_id} to stop"), Some(run_id)),
+                    Err(e) => err(e.to_body()),
+                }
+            }
+            Request::DeletePipeline { pipeline } => match ex.delete(&pipeline).await {
+                Ok(()) => ok(format!("deleted `{}`", pipeline.fqn()), None),
+                Err(e) => err(e.to_body()),
+            },
+            Request::ToggleIngestion { pipeline, enabled } => {
+                let enabled = enabled.unwrap_or(!pipeline.enabled.unwrap_or(true));
+                match ex.toggle(&pipeline, enabled).await {
+                    Ok(()) => ok(
+                        if enabled {
+                            "schedule enabled"
+                        } else {
+                            "schedule disabled"
+                        },
+                        None,
+                    ),
+                    Err(e) => err(e.to_body()),
+                }
+            }
+            Request::GetQueuedPipelineStatus { pipeline } => match ex.statuses(&pipeline).await {
+                Ok(statuses) => Response::Result(OpResult::Statuses { statuses }),
+                Err(e) => err(e.to_body()),
+            },
+            Request::GetLastIngestionLogs { pipeline, after } => {
+                match ex.logs(&pipeline, None, after.as_deref()).await {
+                    Ok(logs) => Response::Result(OpResult::Logs(logs)),
+                    Err(e) => err(e.to_body()),
+                }
+            }
+            Request::GetIngestionLogs {
+                pipeline,
+                run_id,
+                after,
+            } => match ex.logs(&pipeline, Some(&run_id), after.as_deref()).await {
+                Ok(logs) => Response::Result(OpResult::Logs(logs)),
+                Err(e) => err(e.to_body()),
+            },
+            Request::GetServiceStatus {} => {
+                let health = ex.health().await;
+                let (code, reason) = if health.ok {
+                    (200, None)
+                } else {
+                    (500, health.detail)
+                };
+                Response::Result(OpResult::PipelineResponse(PipelineServiceClientResponse {
+                    code,
+                    platform: PLATFORM.to_owned(),
+                    reason,
+                    version: Some(VERSION.to_owned()),
+                    run_id: None,
+                }))
+            }
+            Request::GetHostIp {} => {
+                let ip = std::env::var("HOST_IP")
+                    .ok()
+                    .or_else(|| {
+                        self.host_ip
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .map(|ip| ip.to_string())
+                    })
+                    .unwrap_or_else(|| "unknown".to_owned());
+                Response::Result(OpResult::HostIp { ip })
+            }
+            Request::RunAutomationsWorkflow { workflow } => {
+                if !workflow.is_object() {
+                    return err(ErrorBody::new(
+                        ErrorCode::InvalidRequest,
+                        "`workflow` must be an automations Workflow object",
+                    ));
+                }
+                let run_id = uuid::Uuid::new_v4().to_string();
+                match ex
+                    .run_automation(AutomationSpec {
+                        run_id: run_id.clone(),
+                        workflow,
+                    })
+                    .await
+                {
+                    Ok(()) => ok("automation workflow started", Some(run_id)),
+                    Err(e) => err(e.to_body()),
+                }
+            }
+            Request::RunApplicationFlow { application } => {
+                let pipeline = match application_pipeline(&application) {
+                    Ok(p) => p,
+                    Err(e) => return err(e),
+                };
+                let run_id = uuid::Uuid::new_v4().to_string();
+                let config = match (self.config_builder)(&pipeline, None, &run_id, None) {
+                    Ok(c) => c,
+                    Err(e) => return err(e),
+                };
+                let spec = RunSpec {
+                    pipeline,
+                    service: None,
+                    run_id: run_id.clone(),
+                    workflow_config: config,
+                    trigger: Trigger::Manual,
+                };
+                match ex.run(spec).await {
+                    Ok(_) => ok("application flow started", Some(run_id)),
+                    Err(e) => err(e.to_body()),
+                }
+            }
+            Request::ValidateAppRegistration { application } => {
+                match application_pipeline(&application) {
+                    Ok(_) => ok("application can run on this runner", None),
+                    Err(e) => err(e),
+                }
+            }
+        }
+    }
+}
+
+/// An application run expressed as an IngestionPipeline of type `application`.
+fn application_pipeline(app: &Value) -> Result<IngestionPipeline, ErrorBody> {
+    let name = app.get("name").and_then(Value::as_str).ok_or_else(|| {
+        ErrorBody::new(ErrorCode::InvalidRequest, "the application has no `name`")
+    })?;
+    let class = app.get("sourcePythonClass").and_then(Value::as_str).ok_or_else(|| {
+        ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("application `{name}` has no `sourcePythonClass`; only external applications run on a hybrid runner"),
+        )
+    })?;
+    let fqn = app
+        .get("fullyQualifiedName")
+        .and_then(Value::as_str)
+        .unwrap_or(name);
+    serde_json::from_value(json!({
+        "name": name,
+        "fullyQualifiedName": fqn,
+        "pipelineType": "application",
+        "sourceConfig": { "config": {
+            "type": "Application",
+            "sourcePythonClass": class,
+            "appConfig": app.get("appConfiguration").cloned().unwrap_or(Value::Null),
+            "appPrivateConfig": app.get("privateConfiguration").cloned().unwrap_or(Value::Null),
+        }},
+        "airflowConfig": {},
+    }))
+    .map_err(|e| {
+        ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("application `{name}`: {e}"),
+        )
+    })
+}

@@ -1,0 +1,221 @@
+#![allow(dead_code)]
+//! Shared set-up: a mock control plane, a runner with the local executor, and a stand-in
+//! ingestion program (a shell script).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runner_core::backoff::BackoffConfig;
+use runner_core::config::TokenSource;
+use runner_core::dispatch::plain_config_builder;
+use runner_core::executor::StatusSink;
+use runner_core::executor::local::{LocalConfig, LocalExecutor};
+use runner_core::runner::StatusHandle;
+use runner_core::testkit::{MockControlPlane, MockOptions};
+use runner_core::{AuthToken, CoreError, Outbox, Runner, RunnerConfig, ServerUrl};
+use runner_protocol::{
+    EventFrame, IngestionPipeline, PipelineState, Request, Response, RunOptions, RunnerEvent,
+};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct Harness {
+    pub cp: MockControlPlane,
+    pub shutdown: CancellationToken,
+    pub status: StatusHandle,
+    pub task: JoinHandle<Result<(), CoreError>>,
+    pub dir: TempDir,
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("runner-test-{}", uuid_like()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{n}", std::process::id())
+}
+
+/// The stand-in ingestion program: records that it ran, prints its env contract, sleeps
+/// `$SLEEP` seconds (from the extra envs), exits with `$EXIT`.
+pub fn script(marker: &std::path::Path) -> String {
+    format!(
+        r#"echo "$pipelineRunId" >> {marker}; echo "starting $pipelineType run $pipelineRunId for $ingestionPipelineFQN"; echo "token=${{AUTH_TOKEN:-absent}}"; echo "$config" | head -c 4000; echo; sleep "${{SLEEP:-0}}"; echo "done"; exit "${{EXIT:-0}}""#,
+        marker = marker.display()
+    )
+}
+
+pub struct Setup {
+    pub token: String,
+    pub mock: MockOptions,
+    pub sleep_secs: f64,
+    pub exit: i32,
+    pub drain_grace: Duration,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            token: "test-token".into(),
+            mock: MockOptions::default(),
+            sleep_secs: 0.0,
+            exit: 0,
+            drain_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+pub async fn start(setup: Setup) -> Harness {
+    let cp = MockControlPlane::start(setup.mock.clone()).await.unwrap();
+    let dir = TempDir::new();
+    let marker = dir.path("runs.txt");
+    let outbox = Arc::new(Outbox::new(1000));
+    let local = LocalConfig {
+        command: vec!["sh".into(), "-c".into(), script(&marker)],
+        automation_command: vec!["sh".into(), "-c".into(), script(&marker)],
+        extra_envs: vec![
+            ("SLEEP".into(), setup.sleep_secs.to_string()),
+            ("EXIT".into(), setup.exit.to_string()),
+        ],
+        kill_grace: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let executor = LocalExecutor::start(
+        local,
+        StatusSink::new(outbox.clone()),
+        LocalExecutor::plain_preparer(),
+    );
+    let mut config = RunnerConfig::new(
+        "agent-test",
+        ServerUrl::parse(&cp.url(), false).unwrap(),
+        TokenSource::Static(AuthToken::new(setup.token)),
+    );
+    config.backoff = BackoffConfig {
+        base: Duration::from_millis(100),
+        max: Duration::from_millis(500),
+        auth_retry: Duration::from_secs(120),
+    };
+    config.drain_grace = setup.drain_grace;
+    let runner = Runner::new(
+        config,
+        Arc::new(executor),
+        outbox,
+        plain_config_builder(),
+        None,
+    );
+    let status = runner.status_handle();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(runner.run(shutdown.clone()));
+    Harness {
+        cp,
+        shutdown,
+        status,
+        task,
+        dir,
+    }
+}
+
+pub fn pipeline(name: &str) -> IngestionPipeline {
+    serde_json::from_value(json!({
+        "id": "7a3b6a2e-0000-4000-8000-000000000001",
+        "name": name,
+        "fullyQualifiedName": format!("mysql_prod.{name}"),
+        "pipelineType": "metadata",
+        "sourceConfig": {"config": {"type": "DatabaseMetadata"}},
+        "airflowConfig": {"scheduleInterval": "0 * * * *"},
+        "enabled": true
+    }))
+    .unwrap()
+}
+
+pub fn service() -> serde_json::Value {
+    json!({"name": "mysql_prod", "serviceType": "Mysql", "connection": {"config": {"type": "Mysql", "hostPort": "db:3306"}}})
+}
+
+pub fn run_request(name: &str, run_id: Option<&str>) -> Request {
+    Request::RunPipeline {
+        pipeline: Box::new(pipeline(name)),
+        service: Some(service()),
+        options: RunOptions {
+            run_id: run_id.map(str::to_owned),
+            config_override: None,
+        },
+    }
+}
+
+/// The run id of a successful pipeline response.
+pub fn run_id_of(r: &Response) -> String {
+    match r {
+        Response::Result(runner_protocol::OpResult::PipelineResponse(p)) => {
+            assert_eq!(p.code, 200, "{p:?}");
+            p.run_id.clone().expect("runId in response")
+        }
+        other => panic!("expected a pipeline response, got {other:?}"),
+    }
+}
+
+/// States stored by the control plane for `run_id`, in seq order.
+pub fn states_of(cp: &MockControlPlane, run_id: &str) -> Vec<PipelineState> {
+    cp.events()
+        .into_iter()
+        .filter_map(|e| match e.event.event {
+            RunnerEvent::RunStatus { status, .. } if status.run_id == run_id => {
+                Some(status.pipeline_state)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub async fn wait_state(cp: &MockControlPlane, run_id: &str, state: PipelineState) -> EventFrame {
+    cp.wait_event(WAIT, |e| match &e.event {
+        RunnerEvent::RunStatus { status, .. } => {
+            status.run_id == run_id && status.pipeline_state == state
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("run {run_id} never reached {state:?}: {e}"))
+}
+
+/// Lines in the marker file: how many times the ingestion program started.
+pub fn starts(h: &Harness) -> usize {
+    std::fs::read_to_string(h.dir.path("runs.txt"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// Polls `f` until it holds (or panics after [`WAIT`]).
+pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
