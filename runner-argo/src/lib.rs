@@ -23,3 +23,13 @@ pub use client::{ArgoClient, ArgoClientConfig, LogOptions, RetryPolicy, TokenSou
 pub use error::ArgoError;
 pub use status::{PipelineState, RunStatus};
 pub use stream::{ArgoStream, StreamFormat};
+
+/// Where the upstream Argo API definitions are (`swagger.json`, the CRDs):
+/// `$ARGO_SPECS_DIR`, else `shared/specs/argo` beside the repository checkout.
+/// They are read from there, never copied into the repository.
+pub fn schema_dir() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("ARGO_SPECS_DIR") {
+        return d.into();
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/argo")
+}

@@ -88,11 +88,12 @@ pub struct Resources {
 impl Resources {
     fn to_model(&self) -> Option<ResourceRequirements> {
         let mut r = ResourceRequirements::default();
-        let put = |m: &mut BTreeMap<String, String>, k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v.clone());
-            }
-        };
+        let put =
+            |m: &mut BTreeMap<String, crate::model::Quantity>, k: &str, v: &Option<String>| {
+                if let Some(v) = v {
+                    m.insert(k.to_owned(), crate::model::Quantity(v.clone()));
+                }
+            };
         put(&mut r.requests, "cpu", &self.cpu_request);
         put(&mut r.requests, "memory", &self.memory_request);
         put(&mut r.limits, "cpu", &self.cpu_limit);
