@@ -1,1 +1,254 @@
-fn main() {}
+//! `ingestion-runner`: the Hybrid Ingestion Runner's binary. A thin shell over runner-core:
+//! configuration, logging, signals, subcommands, exit codes.
+
+mod settings;
+mod vars;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use runner_core::dispatch::ConfigBuilder;
+use runner_core::executor::local::{LocalExecutor, Preparer};
+use runner_core::executor::{Executor, StatusSink};
+use runner_core::{CoreError, Outbox, Runner};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use settings::{ConfigError, ExecutorKind, Raw, Settings};
+
+/// Exit codes: 0 done, 1 runtime failure, 2 configuration error.
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "ingestion-runner", version, about = "Hybrid Ingestion Runner: runs OpenMetadata ingestion in your cloud for a SaaS control plane")]
+struct Cli {
+    /// File of KEY=VALUE lines (same names as the environment variables); env and flags win.
+    #[arg(long, global = true, env = "RUNNER_CONFIG_FILE", value_name = "PATH")]
+    config_file: Option<PathBuf>,
+    /// Sets a configuration variable (repeatable), e.g. --set AGENT_ID=eu-runner-1.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Connects to the control plane and executes its requests until SIGTERM.
+    Run,
+    /// Prints the effective configuration (secrets masked) and where each value came from.
+    Config {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints the version and the protocol versions spoken.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("ingestion-runner {}", runner_core::VERSION);
+            println!("protocol versions {:?}", runner_protocol::SUPPORTED_VERSIONS);
+            ExitCode::SUCCESS
+        }
+        Command::Config { json } => {
+            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
+                Ok(raw) => raw,
+                Err(e) => return config_error(&e),
+            };
+            print_config(&raw, json);
+            for w in &raw.warnings {
+                eprintln!("warning: {w}");
+            }
+            match Settings::validate(&raw) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => config_error(&e),
+            }
+        }
+        Command::Run => {
+            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
+                Ok(raw) => raw,
+                Err(e) => return config_error(&e),
+            };
+            let settings = match Settings::validate(&raw) {
+                Ok(s) => s,
+                Err(e) => return config_error(&e),
+            };
+            init_logging(&settings.log);
+            for w in &raw.warnings {
+                tracing::warn!("{w}");
+            }
+            match run(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    let config_like = e.downcast_ref::<CoreError>().is_some_and(|c| {
+                        matches!(c, CoreError::InvalidServerUrl { .. } | CoreError::Tls { .. })
+                    });
+                    ExitCode::from(if config_like { EXIT_CONFIG } else { EXIT_RUNTIME })
+                }
+            }
+        }
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("configuration error: {e}");
+    eprintln!("hint: `ingestion-runner config` shows every setting and its source; docs/configuration.md lists them all");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn init_logging(log: &settings::LogSettings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if log.json {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.with_target(false).init();
+    }
+}
+
+/// Sets `workflowConfig.openMetadataServerConfig.hostPort` when SERVER_HOST_API_URL is set.
+fn with_host_api(mut config: Value, host_api: Option<&str>) -> Value {
+    if let Some(url) = host_api
+        && let Some(wc) = config.get_mut("workflowConfig").and_then(Value::as_object_mut)
+    {
+        let server = wc.entry("openMetadataServerConfig").or_insert(Value::Null);
+        if !server.is_object() {
+            *server = Value::Object(Default::default());
+        }
+        server["hostPort"] = Value::String(url.to_owned());
+    }
+    config
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let host_api = settings.server_host_api_url.clone();
+        let builder: ConfigBuilder = Arc::new(move |p, s, run_id, over| {
+            runner_core::workflow_config::build(p, s, run_id, over)
+                .map(|c| with_host_api(c, host_api.as_deref()))
+                .map_err(|e| e.to_body())
+        });
+        let prep_builder = builder.clone();
+        let preparer: Preparer = Arc::new(move |p, s, run_id| {
+            prep_builder(p, s, run_id, None).map_err(|e| runner_core::ExecutorError::InvalidRequest(e.message))
+        });
+        let outbox = Arc::new(Outbox::new(settings.runner.outbox_capacity));
+        let executor: Arc<dyn Executor> = match settings.executor {
+            ExecutorKind::Local => Arc::new(LocalExecutor::start(settings.local.clone(), StatusSink::new(outbox.clone()), preparer)),
+            ExecutorKind::Argo => anyhow::bail!(
+                "EXECUTOR_TYPE=argo (or PIPELINE_SERVICE_CLIENT_ENDPOINT set): the Argo executor is not wired into this build yet; set EXECUTOR_TYPE=local to run pipelines as local processes"
+            ),
+        };
+        tracing::info!(
+            agent = %settings.runner.agent_id,
+            server = %settings.runner.server_url,
+            executor = executor.kind(),
+            version = runner_core::VERSION,
+            "starting ingestion-runner"
+        );
+        let runner = Runner::new(settings.runner, executor, outbox, builder, None);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        runner.run(shutdown).await.context("the runner stopped")
+    })
+}
+
+/// First SIGTERM/SIGINT: drain. Second: exit at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; SIGTERM will kill the runner without draining");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("signal received: draining (send it again to exit at once)");
+    shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(130);
+}
+
+fn print_config(raw: &Raw, json: bool) {
+    let rows: Vec<(String, String, String, &str)> = vars::VARS
+        .iter()
+        .map(|v| {
+            let value = match raw.get(v.name) {
+                None => "(unset)".to_owned(),
+                Some(_) if v.secret => "*** (set)".to_owned(),
+                Some(text) if v.name == "INGESTION_EXTRA_ENVS" => mask_extra_envs(text),
+                Some(text) => text.to_owned(),
+            };
+            let source = raw.source(v.name).map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            (v.name.to_owned(), value, source, v.help)
+        })
+        .collect();
+    if json {
+        let items: Vec<Value> = rows
+            .iter()
+            .map(|(n, v, s, h)| serde_json::json!({"name": n, "value": v, "source": s, "help": h}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+        return;
+    }
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
+    let vwidth = rows.iter().map(|r| r.1.len()).max().unwrap_or(10).min(50);
+    for (n, v, s, _) in rows {
+        println!("{n:width$}  {v:vwidth$}  {s}");
+    }
+}
+
+/// Extra envs often carry credentials: show the keys only.
+fn mask_extra_envs(text: &str) -> String {
+    match runner_core::config::parse_extra_envs(text) {
+        Ok(pairs) => {
+            let keys: Vec<String> = pairs.iter().map(|(k, _)| format!("{k}:***")).collect();
+            format!("[{}]", keys.join(","))
+        }
+        Err(_) => "(invalid; values hidden)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_list_every_variable() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md"))
+            .expect("docs/configuration.md exists");
+        for v in vars::VARS {
+            assert!(doc.contains(&format!("`{}`", v.name)), "docs/configuration.md does not document {}", v.name);
+            for a in v.aliases {
+                assert!(doc.contains(&format!("`{a}`")), "docs/configuration.md does not list alias {a}");
+            }
+        }
+    }
+
+    #[test]
+    fn host_api_url_is_applied() {
+        let c = serde_json::json!({"workflowConfig": {"openMetadataServerConfig": null}});
+        let c = with_host_api(c, Some("https://acme.getcollate.io/api"));
+        assert_eq!(c["workflowConfig"]["openMetadataServerConfig"]["hostPort"], "https://acme.getcollate.io/api");
+    }
+
+    #[test]
+    fn extra_envs_are_masked() {
+        assert_eq!(mask_extra_envs("[AWS_ACCESS_KEY_ID:AKIA123,REGION:eu-west-1]"), "[AWS_ACCESS_KEY_ID:***,REGION:***]");
+    }
+}

@@ -212,3 +212,8 @@ mod tests {
         assert_eq!(t.expose(), "eyJsecret");
     }
 }
+
+/// Parses `INGESTION_EXTRA_ENVS` (`[k1:v1,k2:v2]`; quoting rules in docs/configuration.md).
+pub fn parse_extra_envs(text: &str) -> Result<Vec<(String, String)>, String> {
+    runner_argo::build::parse_extra_envs(text).map_err(|e| e.to_string())
+}

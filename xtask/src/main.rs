@@ -1,1 +1,42 @@
-fn main() {}
+//! Development tasks, run as `cargo xtask <task>`:
+//!
+//! - `demo`: the whole loop on one machine (mock control plane, runner, local executor).
+//! - `test`: installs and starts what the tests need (moto's server), runs every test.
+//! - `bench`: idle RSS, no-op request overhead vs a bare WebSocket echo, binary size.
+//! - `control-plane`: a mock control plane to point a runner at, printing what it receives.
+
+mod bench;
+mod demo;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    let result = match task {
+        "demo" => demo::main(rest),
+        "test" => test::main(rest),
+        "bench" => bench::main(rest),
+        "control-plane" => demo::control_plane(rest),
+        "echo-client" => bench::echo_client(rest),
+        "help" | "--help" | "-h" => {
+            println!("cargo xtask <demo|test|bench|control-plane>");
+            println!("  demo           run the whole loop on this machine and exit 0 on success");
+            println!("  test [ARGS]    install/start test services (moto), run all tests; ARGS go to cargo test");
+            println!("  bench          measure idle RSS, no-op request overhead vs bare echo, binary size");
+            println!("  control-plane [--addr A] [--token T]  serve a mock control plane and print events");
+            Ok(())
+        }
+        other => Err(anyhow::anyhow!("unknown task `{other}`; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task} failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
