@@ -24,7 +24,11 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "ingestion-runner", version, about = "Hybrid Ingestion Runner: runs OpenMetadata ingestion in your cloud for a SaaS control plane")]
+#[command(
+    name = "ingestion-runner",
+    version,
+    about = "Hybrid Ingestion Runner: runs OpenMetadata ingestion in your cloud for a SaaS control plane"
+)]
 struct Cli {
     /// File of KEY=VALUE lines (same names as the environment variables); env and flags win.
     #[arg(long, global = true, env = "RUNNER_CONFIG_FILE", value_name = "PATH")]
@@ -55,7 +59,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Version => {
             println!("ingestion-runner {}", runner_core::VERSION);
-            println!("protocol versions {:?}", runner_protocol::SUPPORTED_VERSIONS);
+            println!(
+                "protocol versions {:?}",
+                runner_protocol::SUPPORTED_VERSIONS
+            );
             ExitCode::SUCCESS
         }
         Command::Config { json } => {
@@ -91,9 +98,16 @@ fn main() -> ExitCode {
                     tracing::error!("{e:#}");
                     eprintln!("error: {e:#}");
                     let config_like = e.downcast_ref::<CoreError>().is_some_and(|c| {
-                        matches!(c, CoreError::InvalidServerUrl { .. } | CoreError::Tls { .. })
+                        matches!(
+                            c,
+                            CoreError::InvalidServerUrl { .. } | CoreError::Tls { .. }
+                        )
                     });
-                    ExitCode::from(if config_like { EXIT_CONFIG } else { EXIT_RUNTIME })
+                    ExitCode::from(if config_like {
+                        EXIT_CONFIG
+                    } else {
+                        EXIT_RUNTIME
+                    })
                 }
             }
         }
@@ -102,16 +116,24 @@ fn main() -> ExitCode {
 
 fn config_error(e: &ConfigError) -> ExitCode {
     eprintln!("configuration error: {e}");
-    eprintln!("hint: `ingestion-runner config` shows every setting and its source; docs/configuration.md lists them all");
+    eprintln!(
+        "hint: `ingestion-runner config` shows every setting and its source; docs/configuration.md lists them all"
+    );
     ExitCode::from(EXIT_CONFIG)
 }
 
 fn init_logging(log: &settings::LogSettings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if log.json {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
     } else {
         builder.with_target(false).init();
     }
@@ -120,7 +142,9 @@ fn init_logging(log: &settings::LogSettings) {
 /// Sets `workflowConfig.openMetadataServerConfig.hostPort` when SERVER_HOST_API_URL is set.
 fn with_host_api(mut config: Value, host_api: Option<&str>) -> Value {
     if let Some(url) = host_api
-        && let Some(wc) = config.get_mut("workflowConfig").and_then(Value::as_object_mut)
+        && let Some(wc) = config
+            .get_mut("workflowConfig")
+            .and_then(Value::as_object_mut)
     {
         let server = wc.entry("openMetadataServerConfig").or_insert(Value::Null);
         if !server.is_object() {
@@ -172,8 +196,13 @@ fn run(settings: Settings) -> anyhow::Result<()> {
 /// First SIGTERM/SIGINT: drain. Second: exit at once.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; SIGTERM will kill the runner without draining");
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(
+            "cannot install signal handlers; SIGTERM will kill the runner without draining"
+        );
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
@@ -194,7 +223,10 @@ fn print_config(raw: &Raw, json: bool) {
                 Some(text) if v.name == "INGESTION_EXTRA_ENVS" => mask_extra_envs(text),
                 Some(text) => text.to_owned(),
             };
-            let source = raw.source(v.name).map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let source = raw
+                .source(v.name)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into());
             (v.name.to_owned(), value, source, v.help)
         })
         .collect();
@@ -203,7 +235,10 @@ fn print_config(raw: &Raw, json: bool) {
             .iter()
             .map(|(n, v, s, h)| serde_json::json!({"name": n, "value": v, "source": s, "help": h}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
         return;
     }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
@@ -230,12 +265,22 @@ mod tests {
 
     #[test]
     fn docs_list_every_variable() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md"))
-            .expect("docs/configuration.md exists");
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/configuration.md"
+        ))
+        .expect("docs/configuration.md exists");
         for v in vars::VARS {
-            assert!(doc.contains(&format!("`{}`", v.name)), "docs/configuration.md does not document {}", v.name);
+            assert!(
+                doc.contains(&format!("`{}`", v.name)),
+                "docs/configuration.md does not document {}",
+                v.name
+            );
             for a in v.aliases {
-                assert!(doc.contains(&format!("`{a}`")), "docs/configuration.md does not list alias {a}");
+                assert!(
+                    doc.contains(&format!("`{a}`")),
+                    "docs/configuration.md does not list alias {a}"
+                );
             }
         }
     }
@@ -244,11 +289,17 @@ mod tests {
     fn host_api_url_is_applied() {
         let c = serde_json::json!({"workflowConfig": {"openMetadataServerConfig": null}});
         let c = with_host_api(c, Some("https://acme.getcollate.io/api"));
-        assert_eq!(c["workflowConfig"]["openMetadataServerConfig"]["hostPort"], "https://acme.getcollate.io/api");
+        assert_eq!(
+            c["workflowConfig"]["openMetadataServerConfig"]["hostPort"],
+            "https://acme.getcollate.io/api"
+        );
     }
 
     #[test]
     fn extra_envs_are_masked() {
-        assert_eq!(mask_extra_envs("[AWS_ACCESS_KEY_ID:AKIA123,REGION:eu-west-1]"), "[AWS_ACCESS_KEY_ID:***,REGION:***]");
+        assert_eq!(
+            mask_extra_envs("[AWS_ACCESS_KEY_ID:AKIA123,REGION:eu-west-1]"),
+            "[AWS_ACCESS_KEY_ID:***,REGION:***]"
+        );
     }
 }

@@ -48,13 +48,23 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(var: &Var, value: Option<&str>, problem: impl Into<String>, expected: impl Into<String>) -> Self {
+    fn new(
+        var: &Var,
+        value: Option<&str>,
+        problem: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
         let shown = match value {
             Some(_) if var.secret => "=***".to_owned(),
             Some(v) => format!("={v}"),
             None => String::new(),
         };
-        ConfigError { var: var.name.to_owned(), shown, problem: problem.into(), expected: expected.into() }
+        ConfigError {
+            var: var.name.to_owned(),
+            shown,
+            problem: problem.into(),
+            expected: expected.into(),
+        }
     }
 }
 
@@ -109,14 +119,19 @@ impl Raw {
                 raw.values.insert(v.name, (value.clone(), Source::Env));
                 for a in v.aliases {
                     if env.contains_key(*a) {
-                        raw.warnings.push(format!("both {} and its old name {a} are set; using {}", v.name, v.name));
+                        raw.warnings.push(format!(
+                            "both {} and its old name {a} are set; using {}",
+                            v.name, v.name
+                        ));
                     }
                 }
                 continue;
             }
             if let Some(a) = v.aliases.iter().find(|a| env.contains_key(**a)) {
-                raw.values.insert(v.name, (env[*a].clone(), Source::EnvAlias(a)));
-                raw.warnings.push(format!("{a} is deprecated; rename it to {}", v.name));
+                raw.values
+                    .insert(v.name, (env[*a].clone(), Source::EnvAlias(a)));
+                raw.warnings
+                    .push(format!("{a} is deprecated; rename it to {}", v.name));
             }
         }
         for flag in flags {
@@ -135,7 +150,9 @@ impl Raw {
 
     fn set(&mut self, key: &str, value: String, source: Source) -> Result<(), ConfigError> {
         let Some(var) = vars::find(key) else {
-            let hint = vars::closest(key).map(|c| format!("; did you mean {c}?")).unwrap_or_default();
+            let hint = vars::closest(key)
+                .map(|c| format!("; did you mean {c}?"))
+                .unwrap_or_default();
             return Err(ConfigError {
                 var: key.to_owned(),
                 shown: String::new(),
@@ -144,14 +161,18 @@ impl Raw {
             });
         };
         if var.name != key {
-            self.warnings.push(format!("{key} is deprecated; rename it to {}", var.name));
+            self.warnings
+                .push(format!("{key} is deprecated; rename it to {}", var.name));
         }
         self.values.insert(var.name, (value, source));
         Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(|(v, _)| v.as_str()).filter(|v| !v.is_empty())
+        self.values
+            .get(name)
+            .map(|(v, _)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn source(&self, name: &str) -> Option<&Source> {
@@ -162,7 +183,11 @@ impl Raw {
 fn unquote(v: &str) -> String {
     let quoted = v.len() >= 2
         && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')));
-    if quoted { v[1..v.len() - 1].to_owned() } else { v.to_owned() }
+    if quoted {
+        v[1..v.len() - 1].to_owned()
+    } else {
+        v.to_owned()
+    }
 }
 
 fn var(name: &str) -> &'static Var {
@@ -196,18 +221,33 @@ pub struct Settings {
 impl Settings {
     pub fn validate(raw: &Raw) -> Result<Settings, ConfigError> {
         let server = raw.get("SERVER_URL").ok_or_else(|| {
-            ConfigError::new(var("SERVER_URL"), None, "not set", "the control plane's WebSocket URL, wss://host[:port][/path]")
+            ConfigError::new(
+                var("SERVER_URL"),
+                None,
+                "not set",
+                "the control plane's WebSocket URL, wss://host[:port][/path]",
+            )
         })?;
         let insecure = parse_bool(raw, "SERVER_ALLOW_INSECURE")?;
         let server_url = ServerUrl::parse(server, insecure).map_err(|e| {
-            ConfigError::new(var("SERVER_URL"), Some(server), e.to_string(), "wss://host[:port][/path]")
+            ConfigError::new(
+                var("SERVER_URL"),
+                Some(server),
+                e.to_string(),
+                "wss://host[:port][/path]",
+            )
         })?;
         let token = match (raw.get("AUTH_TOKEN"), raw.get("AUTH_TOKEN_FILE")) {
             (Some(t), _) => TokenSource::Static(AuthToken::new(t)),
             (None, Some(f)) => {
                 let path = PathBuf::from(f);
                 if let Err(e) = std::fs::metadata(&path) {
-                    return Err(ConfigError::new(var("AUTH_TOKEN_FILE"), Some(f), format!("cannot read it: {e}"), "a readable file holding the token"));
+                    return Err(ConfigError::new(
+                        var("AUTH_TOKEN_FILE"),
+                        Some(f),
+                        format!("cannot read it: {e}"),
+                        "a readable file holding the token",
+                    ));
                 }
                 TokenSource::File(path)
             }
@@ -223,7 +263,12 @@ impl Settings {
         if let TokenSource::Static(t) = &token
             && t.is_empty()
         {
-            return Err(ConfigError::new(var("AUTH_TOKEN"), Some(""), "empty", "the platform's ingestion-bot token"));
+            return Err(ConfigError::new(
+                var("AUTH_TOKEN"),
+                Some(""),
+                "empty",
+                "the platform's ingestion-bot token",
+            ));
         }
         let agent_id = raw
             .get("AGENT_ID")
@@ -240,7 +285,11 @@ impl Settings {
         runner.max_concurrent_requests = number(raw, "MAX_CONCURRENT_REQUESTS", 1, 10_000)?;
         runner.drain_grace = secs(raw, "DRAIN_GRACE_SECONDS", 0)?;
 
-        let executor = match raw.get("EXECUTOR_TYPE").map(str::to_ascii_lowercase).as_deref() {
+        let executor = match raw
+            .get("EXECUTOR_TYPE")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None if raw.get("PIPELINE_SERVICE_CLIENT_ENDPOINT").is_some() => ExecutorKind::Argo,
             None | Some("local") => ExecutorKind::Local,
             Some("argo") => ExecutorKind::Argo,
@@ -248,14 +297,23 @@ impl Settings {
                 return Err(ConfigError::new(
                     var("EXECUTOR_TYPE"),
                     Some(other),
-                    if other.eq_ignore_ascii_case("simplek8s") { "simpleK8s is not supported by this runner" } else { "unknown executor" },
+                    if other.eq_ignore_ascii_case("simplek8s") {
+                        "simpleK8s is not supported by this runner"
+                    } else {
+                        "unknown executor"
+                    },
                     "argo or local",
                 ));
             }
         };
         let extra_envs = match raw.get("INGESTION_EXTRA_ENVS") {
             Some(text) => runner_core::config::parse_extra_envs(text).map_err(|e| {
-                ConfigError::new(var("INGESTION_EXTRA_ENVS"), Some("<hidden>"), e, "[key1:value1,key2:value2]")
+                ConfigError::new(
+                    var("INGESTION_EXTRA_ENVS"),
+                    Some("<hidden>"),
+                    e,
+                    "[key1:value1,key2:value2]",
+                )
             })?,
             None => Vec::new(),
         };
@@ -269,10 +327,21 @@ impl Settings {
             ..LocalConfig::default()
         };
         let log = LogSettings {
-            json: match raw.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+            json: match raw
+                .get("LOG_FORMAT")
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 None | Some("human") | Some("text") => false,
                 Some("json") => true,
-                Some(other) => return Err(ConfigError::new(var("LOG_FORMAT"), Some(other), "unknown format", "human or json")),
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        var("LOG_FORMAT"),
+                        Some(other),
+                        "unknown format",
+                        "human or json",
+                    ));
+                }
             },
             filter: raw.get("LOG_LEVEL").unwrap_or("info").to_owned(),
         };
@@ -291,17 +360,32 @@ fn parse_bool(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
         None => Ok(false),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(other) => Err(ConfigError::new(var(name), Some(other), "not a boolean", "true or false")),
+        Some(other) => Err(ConfigError::new(
+            var(name),
+            Some(other),
+            "not a boolean",
+            "true or false",
+        )),
     }
 }
 
 fn number(raw: &Raw, name: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
     let Some(text) = raw.get(name) else {
-        return Err(ConfigError::new(var(name), None, "not set", format!("a whole number from {min} to {max}")));
+        return Err(ConfigError::new(
+            var(name),
+            None,
+            "not set",
+            format!("a whole number from {min} to {max}"),
+        ));
     };
     match text.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n as usize),
-        _ => Err(ConfigError::new(var(name), Some(text), "out of range or not a number", format!("a whole number from {min} to {max}"))),
+        _ => Err(ConfigError::new(
+            var(name),
+            Some(text),
+            "out of range or not a number",
+            format!("a whole number from {min} to {max}"),
+        )),
     }
 }
 
@@ -313,7 +397,12 @@ fn command(raw: &Raw, name: &str) -> Result<Vec<String>, ConfigError> {
     let text = raw.get(name).unwrap_or_default();
     let parts: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
     if parts.is_empty() {
-        return Err(ConfigError::new(var(name), Some(text), "empty", "a program and its arguments, e.g. `python main.py`"));
+        return Err(ConfigError::new(
+            var(name),
+            Some(text),
+            "empty",
+            "a program and its arguments, e.g. `python main.py`",
+        ));
     }
     Ok(parts)
 }
@@ -323,10 +412,16 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
-    const BASE: &[(&str, &str)] = &[("SERVER_URL", "wss://cp.example.com/agent"), ("AUTH_TOKEN", "eyJ.tok.en")];
+    const BASE: &[(&str, &str)] = &[
+        ("SERVER_URL", "wss://cp.example.com/agent"),
+        ("AUTH_TOKEN", "eyJ.tok.en"),
+    ];
 
     #[test]
     fn defaults_and_env() {
@@ -342,12 +437,25 @@ mod tests {
     #[test]
     fn argo_when_endpoint_set_and_aliases_warn() {
         let mut e = env(BASE);
-        e.extend(env(&[("PIPELINE_SERVICE_CLIENT_ENDPOINT", "https://argo:2746"), ("ARGO_INGESTION_IMAGE", "repo/ingestion:1.9")]));
+        e.extend(env(&[
+            ("PIPELINE_SERVICE_CLIENT_ENDPOINT", "https://argo:2746"),
+            ("ARGO_INGESTION_IMAGE", "repo/ingestion:1.9"),
+        ]));
         let raw = Raw::collect(None, e, &[]).unwrap();
-        assert_eq!(Settings::validate(&raw).unwrap().executor, ExecutorKind::Argo);
+        assert_eq!(
+            Settings::validate(&raw).unwrap().executor,
+            ExecutorKind::Argo
+        );
         assert_eq!(raw.get("INGESTION_IMAGE"), Some("repo/ingestion:1.9"));
-        assert_eq!(raw.source("INGESTION_IMAGE"), Some(&Source::EnvAlias("ARGO_INGESTION_IMAGE")));
-        assert!(raw.warnings.iter().any(|w| w.contains("ARGO_INGESTION_IMAGE is deprecated")));
+        assert_eq!(
+            raw.source("INGESTION_IMAGE"),
+            Some(&Source::EnvAlias("ARGO_INGESTION_IMAGE"))
+        );
+        assert!(
+            raw.warnings
+                .iter()
+                .any(|w| w.contains("ARGO_INGESTION_IMAGE is deprecated"))
+        );
     }
 
     #[test]
@@ -355,12 +463,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("runner-bin-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("runner.env");
-        std::fs::write(&file, "# comment\nAGENT_ID=from-file\nRECONNECT_DELAY_SECONDS=\"9\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "# comment\nAGENT_ID=from-file\nRECONNECT_DELAY_SECONDS=\"9\"\n",
+        )
+        .unwrap();
         let raw = Raw::collect(Some(&file), env(BASE), &["AGENT_ID=from-flag".into()]).unwrap();
         let s = Settings::validate(&raw).unwrap();
         assert_eq!(s.runner.agent_id, "from-flag");
         assert_eq!(s.runner.backoff.base, Duration::from_secs(9));
-        assert!(matches!(raw.source("RECONNECT_DELAY_SECONDS"), Some(Source::File(_))));
+        assert!(matches!(
+            raw.source("RECONNECT_DELAY_SECONDS"),
+            Some(Source::File(_))
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -368,24 +483,44 @@ mod tests {
     fn errors_name_variable_value_and_expected_form() {
         let raw = Raw::collect(None, env(&[("AUTH_TOKEN", "t")]), &[]).unwrap();
         let e = Settings::validate(&raw).unwrap_err().to_string();
-        assert!(e.starts_with("SERVER_URL: not set; expected wss://"), "{e}");
+        assert!(e.starts_with("SERVER_URL: not set; expected the control plane's WebSocket URL, wss://"), "{e}");
 
-        let raw = Raw::collect(None, env(&[("SERVER_URL", "ws://cp.example.com"), ("AUTH_TOKEN", "t")]), &[]).unwrap();
+        let raw = Raw::collect(
+            None,
+            env(&[("SERVER_URL", "ws://cp.example.com"), ("AUTH_TOKEN", "t")]),
+            &[],
+        )
+        .unwrap();
         let e = Settings::validate(&raw).unwrap_err().to_string();
-        assert!(e.contains("SERVER_URL=ws://cp.example.com") && e.contains("SERVER_ALLOW_INSECURE"), "{e}");
+        assert!(
+            e.contains("SERVER_URL=ws://cp.example.com") && e.contains("SERVER_ALLOW_INSECURE"),
+            "{e}"
+        );
 
         let mut e2 = env(BASE);
         e2.push(("RECONNECT_DELAY_SECONDS".into(), "soon".into()));
-        let e = Settings::validate(&Raw::collect(None, e2, &[]).unwrap()).unwrap_err().to_string();
-        assert!(e.contains("RECONNECT_DELAY_SECONDS=soon") && e.contains("whole number"), "{e}");
+        let e = Settings::validate(&Raw::collect(None, e2, &[]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("RECONNECT_DELAY_SECONDS=soon") && e.contains("whole number"),
+            "{e}"
+        );
 
-        let e = Raw::collect(None, env(BASE), &["SERVER_ULR=x".into()]).unwrap_err().to_string();
+        let e = Raw::collect(None, env(BASE), &["SERVER_ULR=x".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean SERVER_URL?"), "{e}");
 
         let mut e3 = env(BASE);
         e3.push(("EXECUTOR_TYPE".into(), "simpleK8s".into()));
-        let e = Settings::validate(&Raw::collect(None, e3, &[]).unwrap()).unwrap_err().to_string();
-        assert!(e.contains("not supported") && e.contains("argo or local"), "{e}");
+        let e = Settings::validate(&Raw::collect(None, e3, &[]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not supported") && e.contains("argo or local"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -393,7 +528,10 @@ mod tests {
         let e = ConfigError::new(var("AUTH_TOKEN"), Some("eyJ.secret"), "bad", "good").to_string();
         assert!(!e.contains("eyJ.secret"), "{e}");
         let mut e2 = env(BASE);
-        e2.push(("INGESTION_EXTRA_ENVS".into(), "[AWS_SECRET_ACCESS_KEY:abc123,broken".into()));
+        e2.push((
+            "INGESTION_EXTRA_ENVS".into(),
+            "[AWS_SECRET_ACCESS_KEY:abc123,broken".into(),
+        ));
         if let Err(e) = Settings::validate(&Raw::collect(None, e2, &[]).unwrap()) {
             assert!(!e.to_string().contains("abc123"), "{e}");
         }

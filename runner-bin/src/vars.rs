@@ -14,7 +14,13 @@ pub struct Var {
 }
 
 const fn var(name: &'static str, default: Option<&'static str>, help: &'static str) -> Var {
-    Var { name, aliases: &[], default, secret: false, help }
+    Var {
+        name,
+        aliases: &[],
+        default,
+        secret: false,
+        help,
+    }
 }
 
 const fn alias(
@@ -23,73 +29,268 @@ const fn alias(
     default: Option<&'static str>,
     help: &'static str,
 ) -> Var {
-    Var { name, aliases, default, secret: false, help }
+    Var {
+        name,
+        aliases,
+        default,
+        secret: false,
+        help,
+    }
 }
 
 const fn secret(name: &'static str, help: &'static str) -> Var {
-    Var { name, aliases: &[], default: None, secret: true, help }
+    Var {
+        name,
+        aliases: &[],
+        default: None,
+        secret: true,
+        help,
+    }
 }
 
 pub const VARS: &[Var] = &[
     // Connection to the control plane.
-    var("AGENT_ID", None, "Name of this runner as the platform shows it (default: the host name)"),
+    var(
+        "AGENT_ID",
+        None,
+        "Name of this runner as the platform shows it (default: the host name)",
+    ),
     secret("AUTH_TOKEN", "The platform's ingestion-bot JWT"),
-    var("AUTH_TOKEN_FILE", None, "File holding the token, re-read at each reconnect"),
-    var("SERVER_URL", None, "Control plane WebSocket URL, wss://host[:port][/path]"),
-    var("SERVER_HOST_API_URL", None, "Platform API URL the ingestion workloads report to (openMetadataServerConfig.hostPort)"),
-    var("SERVER_ALLOW_INSECURE", Some("false"), "Allow ws:// to a non-loopback host"),
-    var("SERVER_CA_FILE", None, "PEM file of extra CA certificates for the control plane"),
-    var("RECONNECT_DELAY_SECONDS", Some("5"), "Base of the reconnect backoff"),
-    var("RECONNECT_MAX_DELAY_SECONDS", Some("300"), "Cap of the reconnect backoff"),
-    var("AUTH_RETRY_SECONDS", Some("300"), "Delay before retrying after the token was rejected"),
-    var("MAX_CONCURRENT_REQUESTS", Some("32"), "Requests executed at once; more get a busy reply"),
-    var("DRAIN_GRACE_SECONDS", Some("30"), "Shutdown grace period for requests, runs and events"),
-    var("HOST_IP", None, "Answer to getHostIp (default: local address of the connection)"),
+    var(
+        "AUTH_TOKEN_FILE",
+        None,
+        "File holding the token, re-read at each reconnect",
+    ),
+    var(
+        "SERVER_URL",
+        None,
+        "Control plane WebSocket URL, wss://host[:port][/path]",
+    ),
+    var(
+        "SERVER_HOST_API_URL",
+        None,
+        "Platform API URL the ingestion workloads report to (openMetadataServerConfig.hostPort)",
+    ),
+    var(
+        "SERVER_ALLOW_INSECURE",
+        Some("false"),
+        "Allow ws:// to a non-loopback host",
+    ),
+    var(
+        "SERVER_CA_FILE",
+        None,
+        "PEM file of extra CA certificates for the control plane",
+    ),
+    var(
+        "RECONNECT_DELAY_SECONDS",
+        Some("5"),
+        "Base of the reconnect backoff",
+    ),
+    var(
+        "RECONNECT_MAX_DELAY_SECONDS",
+        Some("300"),
+        "Cap of the reconnect backoff",
+    ),
+    var(
+        "AUTH_RETRY_SECONDS",
+        Some("300"),
+        "Delay before retrying after the token was rejected",
+    ),
+    var(
+        "MAX_CONCURRENT_REQUESTS",
+        Some("32"),
+        "Requests executed at once; more get a busy reply",
+    ),
+    var(
+        "DRAIN_GRACE_SECONDS",
+        Some("30"),
+        "Shutdown grace period for requests, runs and events",
+    ),
+    var(
+        "HOST_IP",
+        None,
+        "Answer to getHostIp (default: local address of the connection)",
+    ),
     // Executor selection.
-    var("EXECUTOR_TYPE", None, "argo or local (default: argo when PIPELINE_SERVICE_CLIENT_ENDPOINT is set, else local)"),
+    var(
+        "EXECUTOR_TYPE",
+        None,
+        "argo or local (default: argo when PIPELINE_SERVICE_CLIENT_ENDPOINT is set, else local)",
+    ),
     // Secrets.
-    var("SECRETS_MANAGER", Some("kubernetes"), "kubernetes, aws, managed-aws, azure-kv, gcp, env, file"),
-    var("SECRETS_ALLOWED_PREFIXES", None, "Comma-separated secret id prefixes the control plane may reference"),
+    var(
+        "SECRETS_MANAGER",
+        Some("kubernetes"),
+        "kubernetes, aws, managed-aws, azure-kv, gcp, env, file",
+    ),
+    var(
+        "SECRETS_ALLOWED_PREFIXES",
+        None,
+        "Comma-separated secret id prefixes the control plane may reference",
+    ),
     // Ingestion workload (both executors).
-    alias("INGESTION_EXTRA_ENVS", &["ARGO_EXTRA_ENVS"], None, "Extra env vars of every run, [k1:v1,k2:v2]"),
+    alias(
+        "INGESTION_EXTRA_ENVS",
+        &["ARGO_EXTRA_ENVS"],
+        None,
+        "Extra env vars of every run, [k1:v1,k2:v2]",
+    ),
     // Local executor.
-    var("LOCAL_INGESTION_COMMAND", Some("python main.py"), "Command of an ingestion run (local executor)"),
-    var("LOCAL_AUTOMATION_COMMAND", Some("python run_automation.py"), "Command of an automation run (local executor)"),
+    var(
+        "LOCAL_INGESTION_COMMAND",
+        Some("python main.py"),
+        "Command of an ingestion run (local executor)",
+    ),
+    var(
+        "LOCAL_AUTOMATION_COMMAND",
+        Some("python run_automation.py"),
+        "Command of an automation run (local executor)",
+    ),
     var("LOCAL_WORKDIR", None, "Working directory of local runs"),
-    var("LOCAL_MAX_CONCURRENT_RUNS", Some("4"), "Local runs executing at once; more wait queued"),
-    var("LOCAL_RUN_TIMEOUT_SECONDS", Some("86400"), "Run timeout when the pipeline sets no workflowTimeout"),
+    var(
+        "LOCAL_MAX_CONCURRENT_RUNS",
+        Some("4"),
+        "Local runs executing at once; more wait queued",
+    ),
+    var(
+        "LOCAL_RUN_TIMEOUT_SECONDS",
+        Some("86400"),
+        "Run timeout when the pipeline sets no workflowTimeout",
+    ),
     // Argo executor (the vendor chart's contract).
     var("PIPELINE_SERVICE_CLIENT_ENDPOINT", None, "Argo Server URL"),
     secret("ARGO_TOKEN", "Bearer token for the Argo Server"),
-    var("ARGO_SERVER_CERTIFICATE_PATH", None, "PEM CA of the Argo Server's certificate"),
-    var("ARGO_SECONDS_AFTER_COMPLETION_TTL", Some("86400"), "Workflow TTL after completion"),
-    var("ARGO_TEST_CONNECTION_BACKOFF_TIME", Some("5"), "Seconds between test-connection status polls"),
-    var("ARGO_PIPELINE_TYPE_CONFIGS", None, "JSON of per-pipeline-type workflow settings"),
-    var("ARGO_INGESTION_CONTAINER_SPEC_FILE_PATH", None, "YAML merged into the ingestion container"),
-    var("ARGO_INGESTION_WORKFLOW_SPEC_FILE_PATH", None, "YAML merged into the Workflow spec"),
-    alias("INGESTION_NAMESPACE", &["ARGO_NAMESPACE"], Some("default"), "Namespace of ingestion workflows"),
-    alias("INGESTION_IMAGE", &["ARGO_INGESTION_IMAGE"], None, "Ingestion image, repo[:tag|@digest]"),
-    alias("INGESTION_IMAGE_PULL_SECRETS", &["ARGO_IMAGE_PULL_SECRETS"], None, "Comma-separated pull secret names"),
-    alias("INGESTION_SERVICE_ACCOUNT_NAME", &["ARGO_WORKFLOW_EXECUTOR_SERVICE_ACCOUNT_NAME"], None, "Service account of ingestion pods"),
-    alias("INGESTION_CPU_LIMIT", &["ARGO_WORKFLOW_CPU_LIMIT"], None, "CPU limit of ingestion pods"),
-    alias("INGESTION_CPU_REQUEST", &["ARGO_WORKFLOW_CPU_REQUEST"], None, "CPU request of ingestion pods"),
-    alias("INGESTION_MEMORY_LIMIT", &["ARGO_WORKFLOW_MEMORY_LIMIT"], None, "Memory limit of ingestion pods"),
-    alias("INGESTION_MEMORY_REQUEST", &["ARGO_WORKFLOW_MEMORY_REQUEST"], None, "Memory request of ingestion pods"),
-    alias("INGESTION_AUTOMATION_WORKFLOW_CPU_LIMIT", &["ARGO_AUTOMATION_WORKFLOW_CPU_LIMIT"], None, "CPU limit of automation pods"),
-    alias("INGESTION_AUTOMATION_WORKFLOW_CPU_REQUEST", &["ARGO_AUTOMATION_WORKFLOW_CPU_REQUEST"], None, "CPU request of automation pods"),
-    alias("INGESTION_AUTOMATION_WORKFLOW_MEMORY_LIMIT", &["ARGO_AUTOMATION_WORKFLOW_MEMORY_LIMIT"], None, "Memory limit of automation pods"),
-    alias("INGESTION_AUTOMATION_WORKFLOW_MEMORY_REQUEST", &["ARGO_AUTOMATION_WORKFLOW_MEMORY_REQUEST"], None, "Memory request of automation pods"),
-    var("INGESTION_AUTOMOUNT_SA_TOKEN", Some("false"), "Mount the service account token in ingestion pods"),
-    alias("INGESTION_DISABLE_VERSION_VALIDATION", &["ARGO_DISABLE_VERSION_VALIDATION"], Some("false"), "Skip the client/server version check in the ingestion framework"),
-    var("DYNAMIC_INGESTION_VERSION_ENABLED", Some("false"), "Use the image tag matching the server's version"),
+    var(
+        "ARGO_SERVER_CERTIFICATE_PATH",
+        None,
+        "PEM CA of the Argo Server's certificate",
+    ),
+    var(
+        "ARGO_SECONDS_AFTER_COMPLETION_TTL",
+        Some("86400"),
+        "Workflow TTL after completion",
+    ),
+    var(
+        "ARGO_TEST_CONNECTION_BACKOFF_TIME",
+        Some("5"),
+        "Seconds between test-connection status polls",
+    ),
+    var(
+        "ARGO_PIPELINE_TYPE_CONFIGS",
+        None,
+        "JSON of per-pipeline-type workflow settings",
+    ),
+    var(
+        "ARGO_INGESTION_CONTAINER_SPEC_FILE_PATH",
+        None,
+        "YAML merged into the ingestion container",
+    ),
+    var(
+        "ARGO_INGESTION_WORKFLOW_SPEC_FILE_PATH",
+        None,
+        "YAML merged into the Workflow spec",
+    ),
+    alias(
+        "INGESTION_NAMESPACE",
+        &["ARGO_NAMESPACE"],
+        Some("default"),
+        "Namespace of ingestion workflows",
+    ),
+    alias(
+        "INGESTION_IMAGE",
+        &["ARGO_INGESTION_IMAGE"],
+        None,
+        "Ingestion image, repo[:tag|@digest]",
+    ),
+    alias(
+        "INGESTION_IMAGE_PULL_SECRETS",
+        &["ARGO_IMAGE_PULL_SECRETS"],
+        None,
+        "Comma-separated pull secret names",
+    ),
+    alias(
+        "INGESTION_SERVICE_ACCOUNT_NAME",
+        &["ARGO_WORKFLOW_EXECUTOR_SERVICE_ACCOUNT_NAME"],
+        None,
+        "Service account of ingestion pods",
+    ),
+    alias(
+        "INGESTION_CPU_LIMIT",
+        &["ARGO_WORKFLOW_CPU_LIMIT"],
+        None,
+        "CPU limit of ingestion pods",
+    ),
+    alias(
+        "INGESTION_CPU_REQUEST",
+        &["ARGO_WORKFLOW_CPU_REQUEST"],
+        None,
+        "CPU request of ingestion pods",
+    ),
+    alias(
+        "INGESTION_MEMORY_LIMIT",
+        &["ARGO_WORKFLOW_MEMORY_LIMIT"],
+        None,
+        "Memory limit of ingestion pods",
+    ),
+    alias(
+        "INGESTION_MEMORY_REQUEST",
+        &["ARGO_WORKFLOW_MEMORY_REQUEST"],
+        None,
+        "Memory request of ingestion pods",
+    ),
+    alias(
+        "INGESTION_AUTOMATION_WORKFLOW_CPU_LIMIT",
+        &["ARGO_AUTOMATION_WORKFLOW_CPU_LIMIT"],
+        None,
+        "CPU limit of automation pods",
+    ),
+    alias(
+        "INGESTION_AUTOMATION_WORKFLOW_CPU_REQUEST",
+        &["ARGO_AUTOMATION_WORKFLOW_CPU_REQUEST"],
+        None,
+        "CPU request of automation pods",
+    ),
+    alias(
+        "INGESTION_AUTOMATION_WORKFLOW_MEMORY_LIMIT",
+        &["ARGO_AUTOMATION_WORKFLOW_MEMORY_LIMIT"],
+        None,
+        "Memory limit of automation pods",
+    ),
+    alias(
+        "INGESTION_AUTOMATION_WORKFLOW_MEMORY_REQUEST",
+        &["ARGO_AUTOMATION_WORKFLOW_MEMORY_REQUEST"],
+        None,
+        "Memory request of automation pods",
+    ),
+    var(
+        "INGESTION_AUTOMOUNT_SA_TOKEN",
+        Some("false"),
+        "Mount the service account token in ingestion pods",
+    ),
+    alias(
+        "INGESTION_DISABLE_VERSION_VALIDATION",
+        &["ARGO_DISABLE_VERSION_VALIDATION"],
+        Some("false"),
+        "Skip the client/server version check in the ingestion framework",
+    ),
+    var(
+        "DYNAMIC_INGESTION_VERSION_ENABLED",
+        Some("false"),
+        "Use the image tag matching the server's version",
+    ),
     // Logging.
     var("LOG_FORMAT", Some("human"), "human or json"),
-    var("LOG_LEVEL", Some("info"), "tracing filter, e.g. info or runner_core=debug"),
+    var(
+        "LOG_LEVEL",
+        Some("info"),
+        "tracing filter, e.g. info or runner_core=debug",
+    ),
 ];
 
 /// The variable called `name` (or having `name` as an alias).
 pub fn find(name: &str) -> Option<&'static Var> {
-    VARS.iter().find(|v| v.name == name || v.aliases.contains(&name))
+    VARS.iter()
+        .find(|v| v.name == name || v.aliases.contains(&name))
 }
 
 /// Closest known name, for "did you mean" hints.
@@ -109,7 +310,9 @@ fn strsim(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }

@@ -184,6 +184,11 @@ impl RunnerConfig {
     }
 }
 
+/// Parses `INGESTION_EXTRA_ENVS` (`[k1:v1,k2:v2]`; quoting rules in docs/configuration.md).
+pub fn parse_extra_envs(text: &str) -> Result<Vec<(String, String)>, String> {
+    runner_argo::build::parse_extra_envs(text).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,9 +216,4 @@ mod tests {
         assert_eq!(format!("{t:?} {t}"), "AuthToken(***) ***");
         assert_eq!(t.expose(), "eyJsecret");
     }
-}
-
-/// Parses `INGESTION_EXTRA_ENVS` (`[k1:v1,k2:v2]`; quoting rules in docs/configuration.md).
-pub fn parse_extra_envs(text: &str) -> Result<Vec<(String, String)>, String> {
-    runner_argo::build::parse_extra_envs(text).map_err(|e| e.to_string())
 }

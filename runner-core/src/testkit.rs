@@ -306,6 +306,8 @@ async fn serve(tcp: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>, o
     let expected = format!("Bearer {}", opts.token);
     let mut token_ok = false;
     let in_band = opts.reject_token_in_band;
+    // The callback's signature is tungstenite's.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &HttpRequest, resp: HttpResponse| -> Result<HttpResponse, ErrorResponse> {
         token_ok = req
             .headers()
