@@ -224,6 +224,17 @@ pub enum SecretError {
         feature: &'static str,
     },
 
+    /// A config document (YAML/JSON text) could not be parsed.
+    #[error(
+        "the {format} config could not be parsed: {reason}; fix: pass a valid {format} document"
+    )]
+    InvalidDocument {
+        /// `YAML` or `JSON`.
+        format: &'static str,
+        /// The parser's description (the document holds references, not values).
+        reason: String,
+    },
+
     /// Invalid secrets configuration.
     #[error("invalid secrets configuration: {setting}: {reason}; fix: {fix}", fix = ErrorKind::Config.fix())]
     Config {
@@ -246,6 +257,7 @@ impl SecretError {
             Self::Resolve { kind, .. } | Self::Health { kind, .. } => *kind,
             Self::ProviderNotCompiled { .. } => ErrorKind::Unsupported,
             Self::Config { .. } => ErrorKind::Config,
+            Self::InvalidDocument { .. } => ErrorKind::Malformed,
         }
     }
 

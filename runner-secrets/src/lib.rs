@@ -25,6 +25,6 @@ pub use config::SecretsConfig;
 pub use error::{ErrorKind, ProviderError, SecretError};
 pub use mask::Masker;
 pub use provider::{ProviderKind, SecretProvider};
-pub use reference::{FoundReference, SecretRef, find_references};
+pub use reference::{FoundReference, SecretRef, find_references, find_references_yaml, parse_yaml};
 pub use resolver::{Resolution, ResolverOptions, ResolverStats, Rule, SecretResolver};
 pub use value::{ResolvedConfig, SecretValue};

@@ -181,6 +181,20 @@ pub fn find_references(config: &Value) -> Result<Vec<FoundReference>, SecretErro
     Ok(out)
 }
 
+/// Parse a YAML document (e.g. the ingestion workflow config) into a JSON value, for
+/// [`find_references`] and [`crate::SecretResolver::resolve_config`].
+pub fn parse_yaml(text: &str) -> Result<Value, SecretError> {
+    serde_yaml_ng::from_str::<Value>(text).map_err(|e| SecretError::InvalidDocument {
+        format: "YAML",
+        reason: e.to_string(),
+    })
+}
+
+/// [`find_references`] on a YAML document.
+pub fn find_references_yaml(text: &str) -> Result<Vec<FoundReference>, SecretError> {
+    find_references(&parse_yaml(text)?)
+}
+
 fn walk(v: &Value, pointer: &mut String, out: &mut Vec<FoundReference>) -> Result<(), SecretError> {
     match v {
         Value::String(s) if SecretRef::is_reference(s) => {
@@ -321,6 +335,24 @@ mod tests {
         for f in &found {
             assert!(cfg.pointer(&f.pointer).is_some(), "{}", f.pointer);
         }
+    }
+
+    #[test]
+    fn yaml_documents_are_walked_too() {
+        let text = "source:\n  serviceConnection:\n    config:\n      password: secret:/db/creds/password\n      hosts: [a, 'secret:h']\n      note: not secret:x\n";
+        let found = find_references_yaml(text).unwrap();
+        let got: Vec<&str> = found.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(
+            got,
+            vec![
+                "/source/serviceConnection/config/hosts/1",
+                "/source/serviceConnection/config/password"
+            ]
+        );
+        assert_eq!(
+            find_references_yaml("a: [").unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
     }
 
     #[test]

@@ -421,6 +421,12 @@ impl SecretResolver {
         })
     }
 
+    /// [`Self::resolve_config`] on a YAML document (the ingestion workflow config).
+    pub async fn resolve_yaml(&self, text: &str) -> Result<ResolvedConfig, SecretError> {
+        let value = crate::reference::parse_yaml(text)?;
+        self.resolve_config(&value).await
+    }
+
     /// Reachability/credentials check of the backend, within one attempt timeout.
     pub async fn health(&self) -> Result<(), SecretError> {
         let provider = &self.inner.provider;

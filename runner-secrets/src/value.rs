@@ -93,6 +93,12 @@ impl ResolvedConfig {
         self.resolved
     }
 
+    /// The resolved config as YAML text (for a workload that reads YAML). Same care as
+    /// [`Self::expose`].
+    pub fn expose_yaml(&self) -> String {
+        serde_yaml_ng::to_string(&self.resolved).unwrap_or_default()
+    }
+
     /// The config as it was given (references, no values): safe to log or store.
     pub fn original(&self) -> &Value {
         &self.original

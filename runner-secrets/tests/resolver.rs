@@ -188,6 +188,22 @@ async fn config_resolution_dedupes_and_masks() {
     assert!(r.stats().cache_hits >= 4);
 }
 
+#[tokio::test]
+async fn yaml_config_and_resolution_debug_are_masked() {
+    let (_, r) = setup(fast());
+    let text = "workflowConfig:\n  user: secret:my/database/credentials/username\n  pw: secret:my/database/credentials/password\n";
+    let resolved = r.resolve_yaml(text).await.unwrap();
+    let y = resolved.expose_yaml();
+    assert!(y.contains("user: admin") && y.contains("s3cr3t!"), "{y}");
+    let res = r
+        .resolve_str("secret:my/database/credentials/password")
+        .await
+        .unwrap();
+    let dbg = format!("{res:?}");
+    assert!(!dbg.contains("s3cr3t!"), "{dbg}");
+    assert!(dbg.contains("***"), "{dbg}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn cache_ttl_expires() {
     let (p, r) = setup(ResolverOptions {
