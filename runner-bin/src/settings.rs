@@ -483,7 +483,12 @@ mod tests {
     fn errors_name_variable_value_and_expected_form() {
         let raw = Raw::collect(None, env(&[("AUTH_TOKEN", "t")]), &[]).unwrap();
         let e = Settings::validate(&raw).unwrap_err().to_string();
-        assert!(e.starts_with("SERVER_URL: not set; expected the control plane's WebSocket URL, wss://"), "{e}");
+        assert!(
+            e.starts_with(
+                "SERVER_URL: not set; expected the control plane's WebSocket URL, wss://"
+            ),
+            "{e}"
+        );
 
         let raw = Raw::collect(
             None,

@@ -441,3 +441,148 @@ fn application_pipeline(app: &Value) -> Result<IngestionPipeline, ErrorBody> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::{DeployOutcome, ExecutorError};
+    use async_trait::async_trait;
+    use runner_protocol::{ComponentHealth, IngestionLogs, PipelineStatus};
+
+    /// Counts `toggle` calls; any other call is a test failure.
+    #[derive(Default)]
+    struct CountingExecutor {
+        toggles: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl Executor for CountingExecutor {
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+        fn namespace(&self) -> &str {
+            "test"
+        }
+        fn capacity(&self) -> u32 {
+            1
+        }
+        fn runs_in_flight(&self) -> u32 {
+            0
+        }
+        async fn deploy(
+            &self,
+            _: &IngestionPipeline,
+            _: Option<&Value>,
+        ) -> Result<DeployOutcome, ExecutorError> {
+            unreachable!("deploy")
+        }
+        async fn run(&self, _: RunSpec) -> Result<PipelineStatus, ExecutorError> {
+            unreachable!("run")
+        }
+        async fn kill(&self, _: &IngestionPipeline, _: Option<&str>) -> Result<u32, ExecutorError> {
+            unreachable!("kill")
+        }
+        async fn delete(&self, _: &IngestionPipeline) -> Result<(), ExecutorError> {
+            unreachable!("delete")
+        }
+        async fn toggle(&self, _: &IngestionPipeline, _: bool) -> Result<(), ExecutorError> {
+            self.toggles.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn statuses(
+            &self,
+            _: &IngestionPipeline,
+        ) -> Result<Vec<PipelineStatus>, ExecutorError> {
+            unreachable!("statuses")
+        }
+        async fn logs(
+            &self,
+            _: &IngestionPipeline,
+            _: Option<&str>,
+            _: Option<&str>,
+        ) -> Result<IngestionLogs, ExecutorError> {
+            unreachable!("logs")
+        }
+        async fn run_automation(&self, _: AutomationSpec) -> Result<(), ExecutorError> {
+            unreachable!("run_automation")
+        }
+        async fn health(&self) -> ComponentHealth {
+            ComponentHealth {
+                ok: true,
+                detail: None,
+            }
+        }
+        async fn shutdown(&self, _: Duration) {}
+    }
+
+    fn toggle_request(enabled: Option<bool>) -> Request {
+        let pipeline = serde_json::from_value(json!({
+            "name": "p", "pipelineType": "metadata", "enabled": true
+        }))
+        .unwrap();
+        Request::ToggleIngestion {
+            pipeline: Box::new(pipeline),
+            enabled,
+        }
+    }
+
+    fn id(s: &str) -> MessageId {
+        MessageId::new(s, 64).unwrap()
+    }
+
+    #[tokio::test]
+    async fn replay_and_refusals_never_reach_the_executor() {
+        let exec = Arc::new(CountingExecutor::default());
+        let d = Dispatcher::new(
+            exec.clone(),
+            plain_config_builder(),
+            1,
+            Duration::from_secs(60),
+        );
+
+        let Admission::Execute(permit) = d.admit(&id("c1"), &toggle_request(None)) else {
+            panic!()
+        };
+        // While c1 holds the only permit, another request is refused as busy.
+        match d.admit(&id("c2"), &toggle_request(None)) {
+            Admission::Refused(Response::Error(e)) => assert_eq!(e.code, ErrorCode::Busy),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            d.admit(&id("c1"), &toggle_request(None)),
+            Admission::InFlight
+        ));
+        let first = d.execute(&id("c1"), toggle_request(None), permit).await;
+        match d.admit(&id("c1"), &toggle_request(None)) {
+            Admission::Cached(r) => assert_eq!(r, first),
+            other => panic!("{other:?}"),
+        }
+        d.start_draining();
+        match d.admit(&id("c3"), &toggle_request(Some(true))) {
+            Admission::Refused(Response::Error(e)) => assert_eq!(e.code, ErrorCode::ShuttingDown),
+            other => panic!("{other:?}"),
+        }
+        // Exactly one call: the first execution. The replay, the busy and the draining refusals
+        // did not reach the executor.
+        assert_eq!(exec.toggles.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn reused_id_with_another_body_is_a_new_request() {
+        let exec = Arc::new(CountingExecutor::default());
+        let d = Dispatcher::new(
+            exec.clone(),
+            plain_config_builder(),
+            4,
+            Duration::from_secs(60),
+        );
+        for enabled in [Some(true), Some(false)] {
+            let req = toggle_request(enabled);
+            let Admission::Execute(p) = d.admit(&id("same"), &req) else {
+                panic!()
+            };
+            d.execute(&id("same"), req, p).await;
+        }
+        assert_eq!(exec.toggles.load(Ordering::SeqCst), 2);
+    }
+}

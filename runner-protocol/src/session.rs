@@ -475,11 +475,18 @@ impl ControlSession {
     /// Sends a request under an id the caller chose (an idempotency key kept across control-plane
     /// restarts). The runner answers a repeated id from its reply cache instead of executing the
     /// request again.
-    pub fn request_with_id(&mut self, id: MessageId, request: Request) -> Result<String, ErrorBody> {
+    pub fn request_with_id(
+        &mut self,
+        id: MessageId,
+        request: Request,
+    ) -> Result<String, ErrorBody> {
         if self.pending.len() >= self.core.limits.max_pending_requests {
             return Err(ErrorBody::new(
                 ErrorCode::Busy,
-                format!("{} requests are awaiting replies (the limit)", self.pending.len()),
+                format!(
+                    "{} requests are awaiting replies (the limit)",
+                    self.pending.len()
+                ),
             ));
         }
         let op = request.op();

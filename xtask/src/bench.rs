@@ -29,14 +29,25 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         println!("== building release binaries (runner-bin, xtask)");
         let ok = util::cargo()
-            .args(["build", "--release", "--quiet", "-p", "runner-bin", "-p", "xtask"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "runner-bin",
+                "-p",
+                "xtask",
+            ])
             .status()?
             .success();
         if !ok {
             bail!("release build failed");
         }
         let me = util::target_dir().join("release").join("xtask");
-        let status = std::process::Command::new(me).arg("bench").args(args).status()?;
+        let status = std::process::Command::new(me)
+            .arg("bench")
+            .args(args)
+            .status()?;
         if !status.success() {
             bail!("bench failed ({status})");
         }
@@ -120,14 +131,19 @@ async fn inner() -> anyhow::Result<()> {
     let mut through_runner = Vec::with_capacity(SAMPLES);
     let mut frame_len = 0;
     for i in 0..WARMUP + SAMPLES {
-        let (_, text) = session.request(Request::Ping {}).map_err(|e| anyhow::anyhow!(e.message))?;
+        let (_, text) = session
+            .request(Request::Ping {})
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         frame_len = text.len();
         let t0 = Instant::now();
         ws.send(Message::text(text)).await?;
         loop {
             let reply = next_text(&mut ws).await?;
             match session.receive(reply.as_bytes()) {
-                ControlInput::Response { response: Response::Result(OpResult::Pong {}), .. } => break,
+                ControlInput::Response {
+                    response: Response::Result(OpResult::Pong {}),
+                    ..
+                } => break,
                 ControlInput::Response { response, .. } => bail!("unexpected reply {response:?}"),
                 _ => continue,
             }
@@ -154,7 +170,9 @@ async fn inner() -> anyhow::Result<()> {
     let mut session = ControlSession::new(Limits::DEFAULT);
     let mut bare = Vec::with_capacity(SAMPLES);
     for i in 0..WARMUP + SAMPLES {
-        let (_, text) = session.request(Request::Ping {}).map_err(|e| anyhow::anyhow!(e.message))?;
+        let (_, text) = session
+            .request(Request::Ping {})
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         let t0 = Instant::now();
         ws.send(Message::text(text)).await?;
         let reply = next_text(&mut ws).await?;
@@ -173,14 +191,35 @@ async fn inner() -> anyhow::Result<()> {
     println!();
     println!("| figure | value |");
     println!("| --- | --- |");
-    println!("| binary size (release, stripped) | {:.2} MiB ({size} bytes) |", size as f64 / 1048576.0);
-    println!("| idle RSS, connected | {:.1} MiB ({idle_rss} KiB) |", idle_rss as f64 / 1024.0);
-    println!("| RSS after {} pings | {:.1} MiB |", WARMUP + SAMPLES, busy_rss as f64 / 1024.0);
-    println!("| no-op request through the runner (p50 / p99 / mean) | {:?} / {:?} / {:?} |", r.p50, r.p99, r.mean);
-    println!("| bare WebSocket echo, same {frame_len}-byte frame (p50 / p99 / mean) | {:?} / {:?} / {:?} |", b.p50, b.p99, b.mean);
+    println!(
+        "| binary size (release, stripped) | {:.2} MiB ({size} bytes) |",
+        size as f64 / 1048576.0
+    );
+    println!(
+        "| idle RSS, connected | {:.1} MiB ({idle_rss} KiB) |",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "| RSS after {} pings | {:.1} MiB |",
+        WARMUP + SAMPLES,
+        busy_rss as f64 / 1024.0
+    );
+    println!(
+        "| no-op request through the runner (p50 / p99 / mean) | {:?} / {:?} / {:?} |",
+        r.p50, r.p99, r.mean
+    );
+    println!(
+        "| bare WebSocket echo, same {frame_len}-byte frame (p50 / p99 / mean) | {:?} / {:?} / {:?} |",
+        b.p50, b.p99, b.mean
+    );
     println!("| overhead ratio p50 / mean (target <= 1.5) | {ratio50:.2} / {ratio_mean:.2} |");
     println!();
-    println!("{SAMPLES} sequential samples after {WARMUP} warm-up, one connection, loopback, {} cores.", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "{SAMPLES} sequential samples after {WARMUP} warm-up, one connection, loopback, {} cores.",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     Ok(())
 }
 

@@ -65,7 +65,10 @@ fn describe(r: &Response) -> String {
             "{} {}{}",
             p.code,
             p.reason.as_deref().unwrap_or(""),
-            p.run_id.as_ref().map(|r| format!(" (runId {r})")).unwrap_or_default()
+            p.run_id
+                .as_ref()
+                .map(|r| format!(" (runId {r})"))
+                .unwrap_or_default()
         ),
         Response::Result(other) => format!("{other:?}"),
         Response::Error(e) => format!("error {:?}: {}", e.code, e.message),
@@ -91,7 +94,11 @@ impl Printer {
             if !self.seen.insert((e.instance_id.clone(), e.event.seq)) {
                 continue;
             }
-            let RunnerEvent::RunStatus { pipeline_fqn, status, .. } = e.event.event;
+            let RunnerEvent::RunStatus {
+                pipeline_fqn,
+                status,
+                ..
+            } = e.event.event;
             println!(
                 "  event #{:<3} {pipeline_fqn:<24} run {} -> {}",
                 e.event.seq,
@@ -112,7 +119,9 @@ async fn wait_state(
     loop {
         printer.print_new(cp);
         let reached = cp.events().iter().any(|e| match &e.event.event {
-            RunnerEvent::RunStatus { status, .. } => status.run_id == run && status.pipeline_state == state,
+            RunnerEvent::RunStatus { status, .. } => {
+                status.run_id == run && status.pipeline_state == state
+            }
         });
         if reached {
             return Ok(());
@@ -151,7 +160,10 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
         .env("AUTH_TOKEN", TOKEN)
         .env("AGENT_ID", "demo-runner")
         .env("EXECUTOR_TYPE", "local")
-        .env("LOCAL_INGESTION_COMMAND", format!("sh {}", script.display()))
+        .env(
+            "LOCAL_INGESTION_COMMAND",
+            format!("sh {}", script.display()),
+        )
         .env("INGESTION_EXTRA_ENVS", "[DEMO:true]")
         .env("RECONNECT_DELAY_SECONDS", "1")
         .env("DRAIN_GRACE_SECONDS", "10")
@@ -172,19 +184,38 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
         hello.agent_id, hello.runner_version, hello.executor, hello.protocol_versions
     );
 
-    let mut printer = Printer { seen: HashSet::new() };
+    let mut printer = Printer {
+        seen: HashSet::new(),
+    };
     let req = |r| async { cp.request(r).await.map_err(|e| anyhow::anyhow!(e)) };
 
     let p = pipeline("orders_metadata", Some("0 */6 * * *"));
-    let r = req(Request::DeployPipeline { pipeline: Box::new(p.clone()), service: Some(service()) }).await?;
-    println!("== deployPipeline demo_mysql.orders_metadata: {}", describe(&r));
+    let r = req(Request::DeployPipeline {
+        pipeline: Box::new(p.clone()),
+        service: Some(service()),
+    })
+    .await?;
+    println!(
+        "== deployPipeline demo_mysql.orders_metadata: {}",
+        describe(&r)
+    );
 
-    let r = req(Request::RunPipeline { pipeline: Box::new(p.clone()), service: Some(service()), options: RunOptions::default() }).await?;
+    let r = req(Request::RunPipeline {
+        pipeline: Box::new(p.clone()),
+        service: Some(service()),
+        options: RunOptions::default(),
+    })
+    .await?;
     println!("== runPipeline: {}", describe(&r));
     let first = run_id(&r)?;
     wait_state(&cp, &mut printer, &first, PipelineState::Success).await?;
 
-    let r = req(Request::GetIngestionLogs { pipeline: Box::new(p.clone()), run_id: first.clone(), after: None }).await?;
+    let r = req(Request::GetIngestionLogs {
+        pipeline: Box::new(p.clone()),
+        run_id: first.clone(),
+        after: None,
+    })
+    .await?;
     match r {
         Response::Result(OpResult::Logs(logs)) => {
             println!("== getIngestionLogs (page 1 of {}):", logs.total);
@@ -198,21 +229,44 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
     }
 
     let slow = pipeline("slow_profiler", None);
-    let r = req(Request::RunPipeline { pipeline: Box::new(slow.clone()), service: Some(service()), options: RunOptions::default() }).await?;
+    let r = req(Request::RunPipeline {
+        pipeline: Box::new(slow.clone()),
+        service: Some(service()),
+        options: RunOptions::default(),
+    })
+    .await?;
     println!("== runPipeline demo_mysql.slow_profiler: {}", describe(&r));
     let second = run_id(&r)?;
     wait_state(&cp, &mut printer, &second, PipelineState::Running).await?;
-    let r = req(Request::KillIngestionRun { pipeline: Box::new(slow.clone()), run_id: second.clone() }).await?;
+    let r = req(Request::KillIngestionRun {
+        pipeline: Box::new(slow.clone()),
+        run_id: second.clone(),
+    })
+    .await?;
     println!("== killIngestionRun: {}", describe(&r));
     wait_state(&cp, &mut printer, &second, PipelineState::Stopped).await?;
 
-    let r = req(Request::GetQueuedPipelineStatus { pipeline: Box::new(p.clone()) }).await?;
+    let r = req(Request::GetQueuedPipelineStatus {
+        pipeline: Box::new(p.clone()),
+    })
+    .await?;
     if let Response::Result(OpResult::Statuses { statuses }) = &r {
-        println!("== getQueuedPipelineStatus: {} run(s), latest {}", statuses.len(), statuses.first().map(|s| s.pipeline_state.as_str()).unwrap_or("-"));
+        println!(
+            "== getQueuedPipelineStatus: {} run(s), latest {}",
+            statuses.len(),
+            statuses
+                .first()
+                .map(|s| s.pipeline_state.as_str())
+                .unwrap_or("-")
+        );
     }
     let r = req(Request::GetServiceStatus {}).await?;
     println!("== getServiceStatus: {}", describe(&r));
-    let r = req(Request::ToggleIngestion { pipeline: Box::new(p.clone()), enabled: Some(false) }).await?;
+    let r = req(Request::ToggleIngestion {
+        pipeline: Box::new(p.clone()),
+        enabled: Some(false),
+    })
+    .await?;
     println!("== toggleIngestion (disable): {}", describe(&r));
 
     println!("== SIGTERM to the runner: it drains and says goodbye");
@@ -224,7 +278,11 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
     if !status.success() {
         bail!("the runner exited with {status}");
     }
-    println!("== runner exited cleanly ({status}); {} events stored, {} duplicates", cp.events().len(), cp.duplicates());
+    println!(
+        "== runner exited cleanly ({status}); {} events stored, {} duplicates",
+        cp.events().len(),
+        cp.duplicates()
+    );
     println!("demo OK");
     Ok(())
 }

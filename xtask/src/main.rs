@@ -25,12 +25,20 @@ fn main() -> ExitCode {
         "help" | "--help" | "-h" => {
             println!("cargo xtask <demo|test|bench|control-plane>");
             println!("  demo           run the whole loop on this machine and exit 0 on success");
-            println!("  test [ARGS]    install/start test services (moto), run all tests; ARGS go to cargo test");
-            println!("  bench          measure idle RSS, no-op request overhead vs bare echo, binary size");
-            println!("  control-plane [--addr A] [--token T]  serve a mock control plane and print events");
+            println!(
+                "  test [ARGS]    install/start test services (moto), run all tests; ARGS go to cargo test"
+            );
+            println!(
+                "  bench          measure idle RSS, no-op request overhead vs bare echo, binary size"
+            );
+            println!(
+                "  control-plane [--addr A] [--token T]  serve a mock control plane and print events"
+            );
             Ok(())
         }
-        other => Err(anyhow::anyhow!("unknown task `{other}`; try `cargo xtask help`")),
+        other => Err(anyhow::anyhow!(
+            "unknown task `{other}`; try `cargo xtask help`"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,15 +39,27 @@ fn ensure_moto(venv: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("running `{python} -m venv` (is Python 3 installed?)"))?
         .success();
     if !ok {
-        bail!("`{python} -m venv {}` failed; install python3-venv", venv.display());
+        bail!(
+            "`{python} -m venv {}` failed; install python3-venv",
+            venv.display()
+        );
     }
     let ok = Command::new(venv_python(venv))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "moto[server]"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "moto[server]",
+        ])
         .status()
         .context("running pip")?
         .success();
     if !ok {
-        bail!("`pip install 'moto[server]'` failed; the AWS tests need it (PyPI must be reachable)");
+        bail!(
+            "`pip install 'moto[server]'` failed; the AWS tests need it (PyPI must be reachable)"
+        );
     }
     Ok(server)
 }
@@ -92,7 +104,10 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     cmd.args(["test", "--workspace", "--all-features"])
         .args(args)
         .env("RUNNER_TEST_MOTO_ENDPOINT", &endpoint);
-    println!("== cargo test --workspace --all-features {}", args.join(" "));
+    println!(
+        "== cargo test --workspace --all-features {}",
+        args.join(" ")
+    );
     let status = cmd.status().context("running cargo test")?;
     drop(moto);
     if !status.success() {
