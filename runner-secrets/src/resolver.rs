@@ -421,6 +421,38 @@ impl SecretResolver {
         })
     }
 
+    /// One line of `ingestion-runner secrets resolve REF...` and whether the reference resolved:
+    /// `REF ok <provider> <n> bytes sha256:<first 8 hex>`, or `REF error <reason and fix>`. With
+    /// `reveal`, ` value=<text>` is appended (`value=base64:<...>` for a non-UTF-8 value).
+    pub async fn cli_line(&self, reference: &str, reveal: bool) -> (bool, String) {
+        match self.resolve_str(reference).await {
+            Ok(res) => {
+                let mut line = format!("{reference} {}", res.summary());
+                if res.stale {
+                    line.push_str(" (stale)");
+                }
+                if reveal {
+                    match res.value.expose_str() {
+                        Some(text) => {
+                            line.push_str(" value=");
+                            line.push_str(text);
+                        }
+                        None => {
+                            use base64::Engine as _;
+                            line.push_str(" value=base64:");
+                            line.push_str(
+                                &base64::engine::general_purpose::STANDARD
+                                    .encode(res.value.expose_bytes()),
+                            );
+                        }
+                    }
+                }
+                (true, line)
+            }
+            Err(e) => (false, format!("{reference} error {e}")),
+        }
+    }
+
     /// [`Self::resolve_config`] on a YAML document (the ingestion workflow config).
     pub async fn resolve_yaml(&self, text: &str) -> Result<ResolvedConfig, SecretError> {
         let value = crate::reference::parse_yaml(text)?;

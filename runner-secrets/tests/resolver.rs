@@ -204,6 +204,39 @@ async fn yaml_config_and_resolution_debug_are_masked() {
     assert!(dbg.contains("***"), "{dbg}");
 }
 
+#[tokio::test]
+async fn cli_lines() {
+    let (_, r) = setup(fast());
+    let (ok_, line) = r.cli_line("secret:plain", false).await;
+    assert!(ok_);
+    // sha256("just-text") starts with 8 hex digits; the value is not printed.
+    assert!(
+        line.starts_with("secret:plain ok memory 9 bytes sha256:"),
+        "{line}"
+    );
+    assert_eq!(
+        line.len(),
+        "secret:plain ok memory 9 bytes sha256:".len() + 8
+    );
+    assert!(!line.contains("just-text"));
+    let (_, line) = r.cli_line("secret:plain", true).await;
+    assert!(line.ends_with(" value=just-text"), "{line}");
+    let (_, line) = r.cli_line("secret:binary", true).await;
+    assert!(line.ends_with(" value=base64:/wD+"), "{line}");
+    let (ok_, line) = r.cli_line("secret:nope", false).await;
+    assert!(!ok_);
+    assert!(
+        line.starts_with("secret:nope error secret reference `secret:nope` not resolved"),
+        "{line}"
+    );
+    assert!(line.contains("fix:"), "{line}");
+    let (ok_, line) = r.cli_line("nope", false).await;
+    assert!(
+        !ok_ && line.contains("does not start with `secret:`"),
+        "{line}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn cache_ttl_expires() {
     let (p, r) = setup(ResolverOptions {

@@ -52,6 +52,18 @@ pub fn valid_name(name: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
+/// Install rustls' `ring` provider as the process default when none is installed yet.
+///
+/// With every provider feature on, rustls has both its `ring` and `aws-lc-rs` backends compiled
+/// in, and kube's TLS setup (which asks for the process default) would panic without this. The
+/// other providers pick their backend explicitly. Returns whether this call installed it.
+pub fn ensure_crypto_provider() -> bool {
+    rustls::crypto::CryptoProvider::get_default().is_none()
+        && rustls::crypto::ring::default_provider()
+            .install_default()
+            .is_ok()
+}
+
 impl KubernetesProvider {
     /// In-cluster config or kubeconfig (kube's inference), with 5 s connect and read timeouts.
     pub async fn from_settings(settings: &KubernetesSettings) -> Result<Self, SecretError> {
@@ -62,6 +74,7 @@ impl KubernetesProvider {
                 reason: "no in-cluster service account and no kubeconfig found".into(),
                 source: Some(std::sync::Arc::new(e)),
             })?;
+        ensure_crypto_provider();
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(5));
         let namespace = settings
