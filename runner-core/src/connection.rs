@@ -158,10 +158,20 @@ fn map_connect_error(
                 "TLS handshake failed: {tls}; if the server uses a private CA, set SERVER_CA_FILE to its PEM certificate"
             ),
         },
-        WsError::Io(io) => CoreError::Connect {
-            url: url.to_owned(),
-            reason: io.to_string(),
-        },
+        WsError::Io(io) => {
+            let tls = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+            let reason = match tls {
+                Some(rustls::Error::InvalidCertificate(cert)) => format!(
+                    "TLS: the server's certificate is not trusted ({cert:?}); if the server uses a private CA, set SERVER_CA_FILE to its PEM certificate"
+                ),
+                Some(other) => format!("TLS handshake failed: {other}"),
+                None => io.to_string(),
+            };
+            CoreError::Connect {
+                url: url.to_owned(),
+                reason,
+            }
+        }
         other => CoreError::Connect {
             url: url.to_owned(),
             reason: other.to_string(),

@@ -15,7 +15,7 @@ use runner_protocol::{
     AcceptOptions, ControlInput, ControlSession, EventFrame, Heartbeat, Hello, Limits, MessageId,
     Reject, Request, Response,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::server::{
@@ -34,6 +34,10 @@ pub struct MockOptions {
     /// Reject bad tokens in a `reject` frame after the upgrade instead of with HTTP 401.
     pub reject_token_in_band: bool,
     pub limits: Limits,
+    /// Serve `wss://` with this TLS configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Protocol versions accepted (default: all this build speaks).
+    pub versions: Option<Vec<u16>>,
 }
 
 impl Default for MockOptions {
@@ -44,6 +48,8 @@ impl Default for MockOptions {
             reject: None,
             reject_token_in_band: false,
             limits: Limits::DEFAULT,
+            tls: None,
+            versions: None,
         }
     }
 }
@@ -84,6 +90,7 @@ struct State {
 
 /// A running mock control plane. Dropping it stops it.
 pub struct MockControlPlane {
+    scheme: &'static str,
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     changed: Arc<Notify>,
@@ -119,6 +126,7 @@ impl MockControlPlane {
         let token = tokio_util::sync::CancellationToken::new();
         let stop = token.clone().drop_guard();
         let (st, ch) = (state.clone(), changed.clone());
+        let scheme = if options.tls.is_some() { "wss" } else { "ws" };
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
@@ -127,8 +135,19 @@ impl MockControlPlane {
                 };
                 let (st, ch, opts, tok) = (st.clone(), ch.clone(), options.clone(), token.clone());
                 tokio::spawn(async move {
+                    let served = async {
+                        match opts.tls.clone() {
+                            Some(tls) => {
+                                match tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await {
+                                    Ok(stream) => serve(stream, st, ch.clone(), opts).await,
+                                    Err(_) => lock(&st).upgrades_refused += 1,
+                                }
+                            }
+                            None => serve(tcp, st, ch.clone(), opts).await,
+                        }
+                    };
                     tokio::select! {
-                        _ = serve(tcp, st, ch.clone(), opts) => {}
+                        _ = served => {}
                         _ = tok.cancelled() => {}
                     }
                     ch.notify_waiters();
@@ -136,6 +155,7 @@ impl MockControlPlane {
             }
         });
         Ok(MockControlPlane {
+            scheme,
             addr,
             state,
             changed,
@@ -147,9 +167,13 @@ impl MockControlPlane {
         self.addr
     }
 
-    /// `ws://127.0.0.1:<port>/agent`.
+    /// `ws://127.0.0.1:<port>/agent` (`wss://localhost:<port>/agent` with TLS, matching a
+    /// certificate issued for `localhost`).
     pub fn url(&self) -> String {
-        format!("ws://{}/agent", self.addr)
+        match self.scheme {
+            "wss" => format!("wss://localhost:{}/agent", self.addr.port()),
+            _ => format!("ws://{}/agent", self.addr),
+        }
     }
 
     /// Waits until `f` holds for the mock's state, or the timeout passes.
@@ -302,7 +326,10 @@ impl MockControlPlane {
     }
 }
 
-async fn serve(tcp: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>, opts: MockOptions) {
+async fn serve<S>(tcp: S, state: Arc<Mutex<State>>, changed: Arc<Notify>, opts: MockOptions)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let expected = format!("Bearer {}", opts.token);
     let mut token_ok = false;
     let in_band = opts.reject_token_in_band;
@@ -331,6 +358,9 @@ async fn serve(tcp: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>, o
     };
     let (mut sink, mut stream) = ws.split();
     let mut session = ControlSession::new(opts.limits);
+    if let Some(v) = opts.versions.clone() {
+        session = session.with_versions(v);
+    }
     let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
     let mut pending: HashMap<MessageId, oneshot::Sender<Result<Response, String>>> = HashMap::new();
     let mut instance = String::new();

@@ -75,6 +75,7 @@ pub struct Setup {
     pub sleep_secs: f64,
     pub exit: i32,
     pub drain_grace: Duration,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Setup {
@@ -85,6 +86,7 @@ impl Default for Setup {
             sleep_secs: 0.0,
             exit: 0,
             drain_grace: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 }
@@ -120,6 +122,7 @@ pub async fn start(setup: Setup) -> Harness {
         auth_retry: Duration::from_secs(120),
     };
     config.drain_grace = setup.drain_grace;
+    config.ca_file = setup.ca_file;
     let runner = Runner::new(
         config,
         Arc::new(executor),
