@@ -22,11 +22,29 @@ pub const MIN_LINE_LEN: usize = 4;
 
 const TOKENS: [&str; 2] = ["***", "[MASKED]"];
 
+/// The mask token: `***` unless a pattern occurs inside it, then `[MASKED]`, else three copies of
+/// a character that no pattern contains. No pattern can then match inside a token, which is what
+/// makes the masking loop terminate.
+fn choose_token(patterns: &[String]) -> Cow<'static, str> {
+    if let Some(t) = TOKENS
+        .into_iter()
+        .find(|t| !patterns.iter().any(|p| t.contains(p.as_str())))
+    {
+        return Cow::Borrowed(t);
+    }
+    let c = ['#', '~', '\u{2588}']
+        .into_iter()
+        .chain((0xE000u32..0xF900).filter_map(char::from_u32))
+        .find(|c| !patterns.iter().any(|p| p.contains(*c)))
+        .unwrap_or('\u{2588}');
+    Cow::Owned(c.to_string().repeat(3))
+}
+
 /// Redacts a set of values (and their encoded forms) from text. Cheap to clone.
 #[derive(Clone)]
 pub struct Masker {
     ac: Option<AhoCorasick>,
-    token: &'static str,
+    token: Cow<'static, str>,
     patterns: usize,
 }
 
@@ -34,7 +52,7 @@ impl Default for Masker {
     fn default() -> Self {
         Self {
             ac: None,
-            token: TOKENS[0],
+            token: Cow::Borrowed(TOKENS[0]),
             patterns: 0,
         }
     }
@@ -115,11 +133,7 @@ impl Masker {
         if patterns.is_empty() {
             return Self::default();
         }
-        // A value can be contained in at most one of the tokens (their characters are disjoint).
-        let token = TOKENS
-            .into_iter()
-            .find(|t| !patterns.iter().any(|p| t.contains(p.as_str())))
-            .unwrap_or(TOKENS[1]);
+        let token = choose_token(&patterns);
         let ac = AhoCorasick::new(&patterns).ok();
         Self {
             patterns: patterns.len(),
@@ -149,7 +163,14 @@ impl Masker {
         let mut current = text.to_owned();
         // Bytes of `current` that belong to a mask token.
         let mut masked = vec![false; current.len()];
+        // Each pass that finds a match masks at least one original byte (no pattern fits inside
+        // a token), so this bound is never reached; it is a guard, not a rule.
+        let mut passes_left = text.len() + 2;
         loop {
+            if passes_left == 0 {
+                return Cow::Owned(self.token.to_string());
+            }
+            passes_left -= 1;
             let mut any = false;
             for m in ac.find_overlapping_iter(&current) {
                 any = true;
@@ -170,7 +191,7 @@ impl Masker {
                     while i < bytes.len() && masked[i] {
                         i += 1;
                     }
-                    next.push_str(self.token);
+                    next.push_str(&self.token);
                     next_masked.extend(std::iter::repeat_n(true, self.token.len()));
                 } else {
                     let start = i;
@@ -232,10 +253,40 @@ mod tests {
     }
 
     #[test]
+    fn token_falls_back_when_values_hit_both_tokens() {
+        // `*` is inside `***` and `M` inside `[MASKED]`: masking must still terminate and redact.
+        let m = masker(&["*", "M"]);
+        let out = m.mask("a*bMc");
+        assert!(!out.contains('*') && !out.contains('M'), "{out}");
+        assert_eq!(out, "a###b###c");
+        let m = masker(&["*", "M", "#", "~"]);
+        let out = m.mask("*M#~ ok");
+        assert!(!out.contains(['*', 'M', '#', '~']), "{out}");
+        assert!(out.ends_with(" ok"), "{out}");
+    }
+
+    #[test]
     fn empty_masker_is_identity() {
         let m = Masker::default();
         assert!(m.is_empty());
         assert_eq!(m.mask("abc"), "abc");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        /// Values and text over a tiny alphabet that includes the mask tokens' characters:
+        /// overlaps, values inside tokens, values across mask boundaries.
+        #[test]
+        fn masker_terminates_and_redacts_over_token_alphabet(
+            values in proptest::collection::vec("[*MASKED#~ab\\[\\]]{1,4}", 1..5),
+            text in "[*MASKED#~ab\\[\\] ]{0,40}",
+        ) {
+            let m = Masker::from_bytes(values.iter().map(|v| v.as_bytes()));
+            let out = m.mask(&text);
+            for v in &values {
+                prop_assert!(!out.contains(v.as_str()), "value {:?} in {:?} (from {:?})", v, out, text);
+            }
+        }
     }
 
     proptest! {

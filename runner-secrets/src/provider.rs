@@ -109,7 +109,13 @@ pub trait SecretProvider: Send + Sync + 'static {
     /// "not found" and "access denied" both prove the backend answered an authenticated request.
     async fn health(&self) -> Result<(), ProviderError> {
         let Some(name) = self.names(HEALTH_PROBE_ID).into_iter().next() else {
-            return Ok(());
+            return Err(ProviderError::new(
+                ErrorKind::Config,
+                format!(
+                    "cannot probe the backend: `{HEALTH_PROBE_ID}` is not a name it accepts ({})",
+                    self.name_rules()
+                ),
+            ));
         };
         match self.fetch(&name, None).await {
             Ok(_) => Ok(()),

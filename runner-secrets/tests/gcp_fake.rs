@@ -280,4 +280,8 @@ async fn gcp_short_ids_need_a_project() {
         .await
         .unwrap();
     assert_eq!(res.value.expose_str(), Some("plain-value"));
+    // Without a project the health probe cannot name a secret: reported, not silently healthy.
+    let e = r.health().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("GOOGLE_CLOUD_PROJECT"), "{e}");
 }
