@@ -91,6 +91,8 @@ pub struct ArgoClientConfig {
     pub max_frame_bytes: usize,
     /// Streams as `text/event-stream` (true) or NDJSON (false).
     pub prefer_sse: bool,
+    /// `listOptions.limit` of list calls (pages are followed with `continue`).
+    pub list_page_size: u32,
 }
 
 impl Default for ArgoClientConfig {
@@ -105,6 +107,7 @@ impl Default for ArgoClientConfig {
             retry: RetryPolicy::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             prefer_sse: false,
+            list_page_size: 500,
         }
     }
 }
@@ -309,8 +312,11 @@ impl ArgoClient {
             "invalid peer",
             "ssl",
             "alert",
+            "corrupt message",
+            "invalidcontenttype",
+            "peer is incompatible",
         ];
-        if tls.iter().any(|w| lower.contains(w)) {
+        if is_rustls_error(&e) || tls.iter().any(|w| lower.contains(w)) {
             return ArgoError::Tls {
                 endpoint: self.endpoint.clone(),
                 detail,
@@ -545,7 +551,10 @@ impl ArgoClient {
         for _ in 0..1000 {
             let mut q = vec![
                 ("listOptions.labelSelector", label_selector.to_owned()),
-                ("listOptions.limit", "500".into()),
+                (
+                    "listOptions.limit",
+                    self.cfg.list_page_size.max(1).to_string(),
+                ),
             ];
             if let Some(c) = &cont {
                 q.push(("listOptions.continue", c.clone()));
@@ -935,6 +944,25 @@ async fn read_limited(resp: reqwest::Response, limit: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Is a rustls error anywhere in the source chain (also inside an `io::Error`)?
+fn is_rustls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -38,6 +38,9 @@ use tokio::time::Instant;
 
 use crate::schema::Swagger;
 
+/// HTTP method of a [`FaultRule`].
+pub use axum::http::Method as HttpMethod;
+
 /// One step of a workflow's life: at `after` (since creation) the phase becomes `phase`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseStep {
@@ -691,17 +694,17 @@ impl Inner {
             .unwrap_or("");
         let unpullable =
             self.cfg.unpullable_images.iter().any(|i| i == image) && e.forced.is_none();
-        let (phase, node_msg) =
-            if unpullable && !is_terminal(&step.phase) && step.phase != "Pending" {
-                (
-                    "Running".to_owned(),
-                    Some(format!(
-                        "ImagePullBackOff: Back-off pulling image \"{image}\""
-                    )),
-                )
-            } else {
-                (step.phase.clone(), step.message.clone())
-            };
+        let (phase, node_msg) = if unpullable && step.phase != "Pending" {
+            // the pod never starts: the workflow stays Running with the node's pull error
+            (
+                "Running".to_owned(),
+                Some(format!(
+                    "ImagePullBackOff: Back-off pulling image \"{image}\""
+                )),
+            )
+        } else {
+            (step.phase.clone(), step.message.clone())
+        };
         let shown = format!("{phase}|{node_msg:?}|{:?}", step.message);
         if shown == e.shown_phase {
             return false;
