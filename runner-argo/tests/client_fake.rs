@@ -717,6 +717,16 @@ async fn cron_workflows_create_update_suspend_resume_delete() {
         "scheduled runs are identified by the workflow uid"
     );
 
+    // every body sent: no `config` inline (SECRETS_DELIVERY=runner), only secretKeyRef
+    let bodies = fake.bodies();
+    assert!(bodies.len() >= 6, "{}", bodies.len());
+    for (what, b) in &bodies {
+        let text = b.to_string();
+        assert!(
+            !text.contains("openMetadataServerConfig") && !text.contains("secret:/"),
+            "{what}"
+        );
+    }
     c.delete_cron_workflow(NS, &name).await.unwrap();
     assert!(
         c.get_cron_workflow(NS, &name)

@@ -212,6 +212,7 @@ struct Inner {
     requests: Mutex<Vec<Recorded>>,
     faults: Mutex<Vec<FaultRule>>,
     rejected: Mutex<Vec<String>>,
+    bodies: Mutex<Vec<(String, Value)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -256,6 +257,7 @@ impl FakeArgo {
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             rejected: Mutex::new(Vec::new()),
+            bodies: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -320,6 +322,12 @@ impl FakeArgo {
 
     pub fn reset_requests(&self) {
         lock(&self.inner.requests).clear();
+    }
+
+    /// Every JSON request body received (`"METHOD path"`, body), valid or not: for tests
+    /// that scan everything sent to Argo (e.g. for secret values).
+    pub fn bodies(&self) -> Vec<(String, Value)> {
+        lock(&self.inner.bodies).clone()
     }
 
     /// Bodies rejected by validation, with the reasons.
@@ -833,6 +841,20 @@ fn parse_body(body: &Bytes) -> Result<Value, Response> {
     })
 }
 
+impl Inner {
+    fn record_body(&self, method: &Method, path: &str, body: &Bytes) {
+        if body.is_empty() {
+            return;
+        }
+        let v = serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        let mut b = lock(&self.bodies);
+        if b.len() < 100_000 {
+            b.push((format!("{method} {path}"), v));
+        }
+    }
+}
+
 async fn handle(
     State(inner): State<Arc<Inner>>,
     method: Method,
@@ -841,6 +863,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     inner.record(&method, &uri, &headers);
+    inner.record_body(&method, uri.path(), &body);
     let path = uri.path().to_owned();
     let mut stream_fault = None;
     if let Some(f) = inner.take_fault(&method, &path) {
