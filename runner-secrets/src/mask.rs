@@ -134,7 +134,12 @@ impl Masker {
             return Self::default();
         }
         let token = choose_token(&patterns);
-        let ac = AhoCorasick::new(&patterns).ok();
+        // A contiguous NFA: build cost linear in the patterns (a DFA over long values costs
+        // tens of milliseconds per run), search still fast.
+        let ac = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+            .build(&patterns)
+            .ok();
         Self {
             patterns: patterns.len(),
             ac,
