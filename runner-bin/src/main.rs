@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use runner_core::dispatch::ConfigBuilder;
-use runner_core::executor::local::{LocalExecutor, Preparer};
+use runner_core::executor::local::LocalExecutor;
 use runner_core::executor::{Executor, StatusSink};
-use runner_core::{CoreError, Outbox, Runner};
+use runner_core::secrets::{SecretError, SecretResolver, SecretsConfig};
+use runner_core::{CoreError, Outbox, Preparer, Runner};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,26 @@ enum Command {
     },
     /// Prints the version and the protocol versions spoken.
     Version,
+    /// Secrets backend tools.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCommand {
+    /// Resolves references with the runner's identity and prints one line each:
+    /// `REF ok <provider> <n> bytes sha256:<8 hex>` or `REF error <reason and fix>`.
+    /// Exit 0 only if all resolved.
+    Resolve {
+        /// References, e.g. `secret:/my/database/credentials/username`.
+        #[arg(required = true, value_name = "REF")]
+        refs: Vec<String>,
+        /// Also print the values (for a terminal you trust).
+        #[arg(long)]
+        reveal: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,6 +99,22 @@ fn main() -> ExitCode {
                 Err(e) => config_error(&e),
             }
         }
+        Command::Secrets {
+            command: SecretsCommand::Resolve { refs, reveal },
+        } => {
+            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
+                Ok(raw) => raw,
+                Err(e) => return config_error(&e),
+            };
+            match secrets_resolve(&raw, &refs, reveal) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(EXIT_RUNTIME),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         Command::Run => {
             let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
                 Ok(raw) => raw,
@@ -92,16 +128,19 @@ fn main() -> ExitCode {
             for w in &raw.warnings {
                 tracing::warn!("{w}");
             }
-            match run(settings) {
+            match run(settings, &raw) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
                     eprintln!("error: {e:#}");
-                    let config_like = e.downcast_ref::<CoreError>().is_some_and(|c| {
-                        matches!(
-                            c,
-                            CoreError::InvalidServerUrl { .. } | CoreError::Tls { .. }
-                        )
+                    let config_like = e.chain().any(|c| {
+                        c.downcast_ref::<SecretError>().is_some()
+                            || c.downcast_ref::<CoreError>().is_some_and(|c| {
+                                matches!(
+                                    c,
+                                    CoreError::InvalidServerUrl { .. } | CoreError::Tls { .. }
+                                )
+                            })
                     });
                     ExitCode::from(if config_like {
                         EXIT_CONFIG
@@ -139,42 +178,58 @@ fn init_logging(log: &settings::LogSettings) {
     }
 }
 
-/// Sets `workflowConfig.openMetadataServerConfig.hostPort` when SERVER_HOST_API_URL is set.
-fn with_host_api(mut config: Value, host_api: Option<&str>) -> Value {
-    if let Some(url) = host_api
-        && let Some(wc) = config
-            .get_mut("workflowConfig")
-            .and_then(Value::as_object_mut)
-    {
-        let server = wc.entry("openMetadataServerConfig").or_insert(Value::Null);
-        if !server.is_object() {
-            *server = Value::Object(Default::default());
-        }
-        server["hostPort"] = Value::String(url.to_owned());
-    }
-    config
+/// The secrets settings: catalogued names from the file/env/flags, provider-specific names
+/// (`AWS_REGION`, `AZURE_KEY_VAULT_NAME`, ...) from the environment.
+fn secrets_config(raw: &Raw) -> anyhow::Result<SecretsConfig> {
+    SecretsConfig::from_lookup(|k| {
+        raw.get(k)
+            .map(str::to_owned)
+            .or_else(|| std::env::var(k).ok())
+    })
+    .context("invalid secrets configuration (see docs/secrets.md)")
 }
 
-fn run(settings: Settings) -> anyhow::Result<()> {
+async fn build_resolver(raw: &Raw) -> anyhow::Result<SecretResolver> {
+    let config = secrets_config(raw)?;
+    let manager = config.manager;
+    config.build_resolver().await.with_context(|| {
+        format!("cannot set up the secrets backend SECRETS_MANAGER={manager:?}; check its settings in docs/secrets.md, or choose another SECRETS_MANAGER")
+    })
+}
+
+fn secrets_resolve(raw: &Raw, refs: &[String], reveal: bool) -> anyhow::Result<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let resolver = build_resolver(raw).await?;
+        let mut all_ok = true;
+        for r in refs {
+            let (ok, line) = resolver.cli_line(r, reveal).await;
+            all_ok &= ok;
+            println!("{line}");
+        }
+        Ok(all_ok)
+    })
+}
+
+fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let host_api = settings.server_host_api_url.clone();
-        let builder: ConfigBuilder = Arc::new(move |p, s, run_id, over| {
-            runner_core::workflow_config::build(p, s, run_id, over)
-                .map(|c| with_host_api(c, host_api.as_deref()))
-                .map_err(|e| e.to_body())
-        });
-        let prep_builder = builder.clone();
-        let preparer: Preparer = Arc::new(move |p, s, run_id| {
-            prep_builder(p, s, run_id, None).map_err(|e| runner_core::ExecutorError::InvalidRequest(e.message))
-        });
+        let resolver = build_resolver(raw).await?;
+        tracing::info!(provider = ?resolver.provider_kind(), "secrets backend ready");
+        let preparer = Arc::new(Preparer::new(Some(Arc::new(resolver)), settings.server_host_api_url.clone()));
         let outbox = Arc::new(Outbox::new(settings.runner.outbox_capacity));
         let executor: Arc<dyn Executor> = match settings.executor {
-            ExecutorKind::Local => Arc::new(LocalExecutor::start(settings.local.clone(), StatusSink::new(outbox.clone()), preparer)),
+            ExecutorKind::Local => Arc::new(LocalExecutor::start(
+                settings.local.clone(),
+                StatusSink::new(outbox.clone()),
+                preparer.clone(),
+            )),
             ExecutorKind::Argo => anyhow::bail!(
                 "EXECUTOR_TYPE=argo (or PIPELINE_SERVICE_CLIENT_ENDPOINT set): the Argo executor is not wired into this build yet; set EXECUTOR_TYPE=local to run pipelines as local processes"
             ),
@@ -186,7 +241,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
             version = runner_core::VERSION,
             "starting ingestion-runner"
         );
-        let runner = Runner::new(settings.runner, executor, outbox, builder, None);
+        let runner = Runner::new(settings.runner, executor, outbox, preparer);
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
         runner.run(shutdown).await.context("the runner stopped")
@@ -283,16 +338,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn host_api_url_is_applied() {
-        let c = serde_json::json!({"workflowConfig": {"openMetadataServerConfig": null}});
-        let c = with_host_api(c, Some("https://acme.getcollate.io/api"));
-        assert_eq!(
-            c["workflowConfig"]["openMetadataServerConfig"]["hostPort"],
-            "https://acme.getcollate.io/api"
-        );
     }
 
     #[test]

@@ -128,6 +128,59 @@ pub const VARS: &[Var] = &[
         None,
         "Comma-separated secret id prefixes the control plane may reference",
     ),
+    var(
+        "SECRETS_CACHE_TTL_SECONDS",
+        Some("300"),
+        "Secrets cache TTL (0 disables caching)",
+    ),
+    var(
+        "SECRETS_CACHE_MAX_ENTRIES",
+        Some("1000"),
+        "Secrets cache size bound",
+    ),
+    var(
+        "SECRETS_STALE_GRACE_SECONDS",
+        Some("600"),
+        "How long past expiry a value may be served when refresh fails",
+    ),
+    var(
+        "SECRETS_MAX_CONCURRENCY",
+        Some("8"),
+        "Secrets provider calls in flight",
+    ),
+    var(
+        "SECRETS_TIMEOUT_SECONDS",
+        Some("5"),
+        "Timeout of one secrets provider call",
+    ),
+    var(
+        "SECRETS_MAX_ATTEMPTS",
+        Some("4"),
+        "Attempts per secret lookup for transient errors",
+    ),
+    var(
+        "SECRETS_KUBERNETES_NAMESPACE",
+        None,
+        "Namespace of Kubernetes Secrets (default: the runner's)",
+    ),
+    var(
+        "SECRETS_ENV_PREFIX",
+        Some("RUNNER_SECRET_"),
+        "Prefix of the env provider's variables",
+    ),
+    var("SECRETS_FILE", None, "JSON file of the file provider"),
+    var(
+        "SECRETS_GCP_ENDPOINT",
+        None,
+        "GCP Secret Manager endpoint override (tests)",
+    ),
+    var("AZURE_KEY_VAULT_URL", None, "Azure Key Vault URL"),
+    var("AZURE_KEY_VAULT_NAME", None, "Azure Key Vault name"),
+    var(
+        "GOOGLE_CLOUD_PROJECT",
+        None,
+        "GCP project of short secret ids",
+    ),
     // Ingestion workload (both executors).
     alias(
         "INGESTION_EXTRA_ENVS",

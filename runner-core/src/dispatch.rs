@@ -18,21 +18,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::executor::{AutomationSpec, Executor, RunSpec, Trigger};
+use crate::prepare::Preparer;
 use crate::{PLATFORM, VERSION};
-
-/// Builds the workflow config of a run from the request (and resolves secrets, once wired).
-pub type ConfigBuilder = Arc<
-    dyn Fn(&IngestionPipeline, Option<&Value>, &str, Option<&Value>) -> Result<Value, ErrorBody>
-        + Send
-        + Sync,
->;
-
-/// The default: the workflow config as built by [`crate::workflow_config::build`].
-pub fn plain_config_builder() -> ConfigBuilder {
-    Arc::new(|pipeline, service, run_id, over| {
-        crate::workflow_config::build(pipeline, service, run_id, over).map_err(|e| e.to_body())
-    })
-}
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -70,7 +57,7 @@ pub enum Admission {
 /// Executes requests against an executor.
 pub struct Dispatcher {
     executor: Arc<dyn Executor>,
-    config_builder: ConfigBuilder,
+    preparer: Arc<Preparer>,
     permits: Arc<Semaphore>,
     capacity: usize,
     cache: Mutex<ReplyCache>,
@@ -113,13 +100,13 @@ fn err(body: ErrorBody) -> Response {
 impl Dispatcher {
     pub fn new(
         executor: Arc<dyn Executor>,
-        config_builder: ConfigBuilder,
+        preparer: Arc<Preparer>,
         capacity: usize,
         ttl: Duration,
     ) -> Dispatcher {
         Dispatcher {
             executor,
-            config_builder,
+            preparer,
             permits: Arc::new(Semaphore::new(capacity.max(1))),
             capacity: capacity.max(1),
             cache: Mutex::new(ReplyCache::default()),
@@ -161,11 +148,21 @@ impl Dispatcher {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             // Expire old entries.
             while let Some((old, at)) = cache.order.front().cloned() {
-                if now.duration_since(at) < self.ttl && cache.order.len() <= self.cache_max {
+                if now.duration_since(at) < self.ttl && cache.entries.len() <= self.cache_max {
                     break;
                 }
                 cache.order.pop_front();
-                if cache.entries.get(&old).is_some_and(|(_, t)| *t == at) {
+                let current = cache.entries.get(&old).filter(|(_, t)| *t == at);
+                let pending = current.is_some_and(|(e, _)| matches!(e, Entry::Pending { .. }));
+                if pending {
+                    // A request still executing keeps its entry, so a replay never runs it twice.
+                    // Requeued with a fresh time; pending entries are bounded by the concurrency
+                    // limit, far below `cache_max`, so this loop terminates.
+                    cache.order.push_back((old.clone(), now));
+                    if let Some(entry) = cache.entries.get_mut(&old) {
+                        entry.1 = now;
+                    }
+                } else if current.is_some() {
                     cache.entries.remove(&old);
                 }
             }
@@ -256,12 +253,16 @@ impl Dispatcher {
                 let run_id = options
                     .run_id
                     .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                let config = match (self.config_builder)(
-                    &pipeline,
-                    service.as_ref(),
-                    &run_id,
-                    options.config_override.as_ref(),
-                ) {
+                let prepared = match self
+                    .preparer
+                    .pipeline_run(
+                        &pipeline,
+                        service.as_ref(),
+                        &run_id,
+                        options.config_override.as_ref(),
+                    )
+                    .await
+                {
                     Ok(c) => c,
                     Err(e) => return err(e),
                 };
@@ -269,8 +270,9 @@ impl Dispatcher {
                     pipeline: *pipeline,
                     service,
                     run_id: run_id.clone(),
-                    workflow_config: config,
+                    workflow_config: prepared.workflow_config,
                     trigger: Trigger::Manual,
+                    masker: prepared.masker,
                 };
                 match ex.run(spec).await {
                     Ok(status) => ok(
@@ -330,7 +332,14 @@ impl Dispatcher {
                 Err(e) => err(e.to_body()),
             },
             Request::GetServiceStatus {} => {
-                let health = ex.health().await;
+                let health = tokio::time::timeout(Duration::from_secs(10), ex.health())
+                    .await
+                    .unwrap_or_else(|_| runner_protocol::ComponentHealth {
+                        ok: false,
+                        detail: Some(
+                            "the executor's health check did not answer within 10s".into(),
+                        ),
+                    });
                 let (code, reason) = if health.ok {
                     (200, None)
                 } else {
@@ -364,10 +373,15 @@ impl Dispatcher {
                     ));
                 }
                 let run_id = uuid::Uuid::new_v4().to_string();
+                let prepared = match self.preparer.automation(&workflow).await {
+                    Ok(p) => p,
+                    Err(e) => return err(e),
+                };
                 match ex
                     .run_automation(AutomationSpec {
                         run_id: run_id.clone(),
-                        workflow,
+                        workflow: prepared.workflow_config,
+                        masker: prepared.masker,
                     })
                     .await
                 {
@@ -381,7 +395,11 @@ impl Dispatcher {
                     Err(e) => return err(e),
                 };
                 let run_id = uuid::Uuid::new_v4().to_string();
-                let config = match (self.config_builder)(&pipeline, None, &run_id, None) {
+                let prepared = match self
+                    .preparer
+                    .pipeline_run(&pipeline, None, &run_id, None)
+                    .await
+                {
                     Ok(c) => c,
                     Err(e) => return err(e),
                 };
@@ -389,8 +407,9 @@ impl Dispatcher {
                     pipeline,
                     service: None,
                     run_id: run_id.clone(),
-                    workflow_config: config,
+                    workflow_config: prepared.workflow_config,
                     trigger: Trigger::Manual,
+                    masker: prepared.masker,
                 };
                 match ex.run(spec).await {
                     Ok(_) => ok("application flow started", Some(run_id)),
@@ -535,7 +554,7 @@ mod tests {
         let exec = Arc::new(CountingExecutor::default());
         let d = Dispatcher::new(
             exec.clone(),
-            plain_config_builder(),
+            Arc::new(Preparer::default()),
             1,
             Duration::from_secs(60),
         );
@@ -572,7 +591,7 @@ mod tests {
         let exec = Arc::new(CountingExecutor::default());
         let d = Dispatcher::new(
             exec.clone(),
-            plain_config_builder(),
+            Arc::new(Preparer::default()),
             4,
             Duration::from_secs(60),
         );

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod error;
 pub mod executor;
 pub mod outbox;
+pub mod prepare;
 pub mod runner;
 pub mod schedule;
 pub mod workflow_config;
@@ -23,7 +24,10 @@ pub use config::{AuthToken, RunnerConfig, ServerUrl};
 pub use error::CoreError;
 pub use executor::{Executor, ExecutorError};
 pub use outbox::Outbox;
+pub use prepare::Preparer;
 pub use runner::{Runner, RunnerStatus};
+/// The secrets crate, for callers that configure the resolver.
+pub use runner_secrets as secrets;
 
 /// The runner's version, sent in `hello` and in `getServiceStatus`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

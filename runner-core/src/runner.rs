@@ -21,10 +21,11 @@ use tokio_util::task::TaskTracker;
 use crate::backoff::Backoff;
 use crate::config::RunnerConfig;
 use crate::connection::{self, WsStream};
-use crate::dispatch::{Admission, ConfigBuilder, Dispatcher};
+use crate::dispatch::{Admission, Dispatcher};
 use crate::error::CoreError;
 use crate::executor::Executor;
 use crate::outbox::Outbox;
+use crate::prepare::Preparer;
 
 /// A readiness check of something the runner depends on (the secrets backend).
 #[async_trait]
@@ -115,13 +116,16 @@ impl Runner {
         config: RunnerConfig,
         executor: Arc<dyn Executor>,
         outbox: Arc<Outbox>,
-        config_builder: ConfigBuilder,
-        secrets: Option<Arc<dyn HealthProbe>>,
+        preparer: Arc<Preparer>,
     ) -> Runner {
+        let secrets: Option<Arc<dyn HealthProbe>> = match preparer.resolver() {
+            Some(_) => Some(preparer.clone()),
+            None => None,
+        };
         let instance_id = uuid::Uuid::new_v4().to_string();
         let dispatcher = Arc::new(Dispatcher::new(
             executor,
-            config_builder,
+            preparer,
             config.max_concurrent_requests,
             config.reply_cache_ttl,
         ));

@@ -86,7 +86,11 @@ struct State {
     ack_events: bool,
     replies_to_raw: Vec<serde_json::Value>,
     heartbeats: Vec<Heartbeat>,
+    /// Every frame received from runners (bounded), for leak scans.
+    transcript: Vec<String>,
 }
+
+const TRANSCRIPT_MAX: usize = 100_000;
 
 /// A running mock control plane. Dropping it stops it.
 pub struct MockControlPlane {
@@ -305,6 +309,11 @@ impl MockControlPlane {
         lock(&self.state).duplicates
     }
 
+    /// Every frame received from runners so far (the first 100,000).
+    pub fn transcript(&self) -> Vec<String> {
+        lock(&self.state).transcript.clone()
+    }
+
     pub fn heartbeats(&self) -> Vec<Heartbeat> {
         lock(&self.state).heartbeats.clone()
     }
@@ -375,6 +384,12 @@ where
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
+                {
+                    let mut s = lock(&state);
+                    if s.transcript.len() < TRANSCRIPT_MAX {
+                        s.transcript.push(String::from_utf8_lossy(&bytes).into_owned());
+                    }
+                }
                 let input = session.receive(&bytes);
                 let mut reply = None;
                 match input {

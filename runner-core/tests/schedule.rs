@@ -42,7 +42,7 @@ async fn cron_fires_on_time_and_toggle_pauses_it() {
             ..Default::default()
         },
         StatusSink::new(outbox.clone()),
-        LocalExecutor::plain_preparer(),
+        Arc::new(runner_core::Preparer::default()),
     );
     let outcome = ex.deploy(&pipeline("*/5 * * * *"), None).await.unwrap();
     assert!(outcome.scheduled, "{}", outcome.message);
@@ -79,7 +79,7 @@ async fn deploy_refuses_bad_schedules_with_the_fix() {
     let ex = LocalExecutor::start(
         LocalConfig::default(),
         StatusSink::new(outbox),
-        LocalExecutor::plain_preparer(),
+        Arc::new(runner_core::Preparer::default()),
     );
     let err = ex.deploy(&pipeline("* * * * * *"), None).await.unwrap_err();
     assert!(err.to_string().contains("5-field cron"), "{err}");

@@ -183,6 +183,11 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
             limit: limits.max_depth,
         });
     }
+    if !text.trim_start().starts_with('{') {
+        return Err(DecodeError::Json {
+            reason: "a frame must be a JSON object".into(),
+        });
+    }
     let raw: RawEnvelope = serde_json::from_str(text).map_err(|e| DecodeError::Json {
         reason: e.to_string(),
     })?;

@@ -538,7 +538,9 @@ pub struct Ack {
 #[serde(rename_all = "camelCase")]
 pub struct Goodbye {
     pub reason: String,
-    /// Whether the peer should expect (runner) or accept (control plane) a reconnect.
+    /// Sent by a runner: a replacement will connect (runs keep going). Sent by a control plane:
+    /// `true` lets the runner reconnect at once; `false` makes it back off as after a failure.
+    /// A runner always reconnects eventually; to keep one out, reject its `hello`.
     #[serde(default)]
     pub reconnect: bool,
 }

@@ -26,8 +26,18 @@ pub enum SessionState {
 struct Core {
     limits: Limits,
     state: SessionState,
-    prefix: char,
+    prefix: String,
     next_id: u64,
+}
+
+/// A random id prefix per session, so that ids never repeat across sessions or process restarts
+/// (the runner answers a repeated request id from its reply cache). `RandomState` is seeded from
+/// the OS; no clock or IO is involved.
+fn session_nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    format!("{:08x}", h.finish() as u32)
 }
 
 impl Core {
@@ -35,7 +45,7 @@ impl Core {
         Core {
             limits,
             state,
-            prefix,
+            prefix: format!("{prefix}{}-", session_nonce()),
             next_id: 0,
         }
     }
@@ -97,12 +107,17 @@ impl Core {
     }
 
     fn unexpected(&mut self, frame: &Frame) -> String {
+        let state = match self.state {
+            SessionState::AwaitingHello => "before `hello`",
+            SessionState::AwaitingWelcome => "before `welcome`",
+            SessionState::Established { .. } => "after the handshake",
+            SessionState::Closed => "after the session closed",
+        };
         let body = ErrorBody::new(
             ErrorCode::UnexpectedMessage,
             format!(
-                "a `{}` message is not allowed in session state {:?}",
-                frame.message.type_name(),
-                self.state
+                "message type `{}` is not allowed {state} from this side",
+                frame.message.type_name()
             ),
         );
         if matches!(frame.message, Message::Request(_)) {

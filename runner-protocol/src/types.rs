@@ -74,9 +74,10 @@ impl PipelineType {
             PipelineType::DataInsight => "data_insight_task",
             PipelineType::ElasticSearchReindex => "elasticsearch_reindex_task",
             PipelineType::Application => "application_task",
-            PipelineType::ReverseMetadata => "reverse_metadata_task",
-            PipelineType::PolicyAgent => "policy_agent_task",
-            PipelineType::Other(_) => "ingestion_task",
+            // OpenMetadata reads these (and unknown types) under `ingestion_task`.
+            PipelineType::ReverseMetadata | PipelineType::PolicyAgent | PipelineType::Other(_) => {
+                "ingestion_task"
+            }
         }
     }
 }

@@ -296,3 +296,22 @@ fn oversized_response_is_replaced_by_an_error() {
     assert_eq!(v["body"]["error"]["code"], "internal");
     assert!(text.len() < 512);
 }
+
+#[test]
+fn a_json_array_is_not_a_frame() {
+    let (mut runner, _) = established();
+    let reply = reply_of(runner.receive(br#"[1,"c31",null,"heartbeat",{}]"#));
+    assert_eq!(reply["body"]["code"], "malformed");
+}
+
+#[test]
+fn generated_ids_differ_between_sessions() {
+    let (_, mut a) = established();
+    let (_, mut b) = established();
+    let (ia, _) = a.request(Request::Ping {}).unwrap();
+    let (ib, _) = b.request(Request::Ping {}).unwrap();
+    assert_ne!(
+        ia, ib,
+        "a restarted control plane must not reuse request ids"
+    );
+}

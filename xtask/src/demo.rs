@@ -22,7 +22,7 @@ const FAKE_INGESTION: &str = r#"#!/bin/sh
 # Stand-in for the ingestion image's `python main.py`: reads the same environment.
 echo "[ingestion] pipelineType=$pipelineType runId=$pipelineRunId"
 echo "[ingestion] pipeline=$ingestionPipelineFQN"
-echo "[ingestion] config: $(printf '%s' "$config" | head -c 120)..."
+echo "[ingestion] connection: $(printf '%s' "$config" | grep -o '"serviceConnection":{[^}]*}')"
 case "$ingestionPipelineFQN" in
   *slow*) steps=60 ;;
   *) steps=3 ;;
@@ -55,7 +55,8 @@ fn service() -> serde_json::Value {
         "name": "demo_mysql",
         "serviceType": "Mysql",
         "connection": {"config": {"type": "Mysql", "hostPort": "mysql:3306",
-            "username": "secret:/demo/mysql/credentials/username"}}
+            "username": "secret:/demo/mysql/credentials/username",
+            "password": "secret:/demo/mysql/credentials/password"}}
     })
 }
 
@@ -165,6 +166,15 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
             format!("sh {}", script.display()),
         )
         .env("INGESTION_EXTRA_ENVS", "[DEMO:true]")
+        // Secrets from the runner's environment: `secret:/demo/mysql/credentials/password` is key
+        // `password` of the JSON in RUNNER_SECRET_DEMO_MYSQL_CREDENTIALS. The run gets the values;
+        // its logs and everything sent upstream show `***`.
+        .env("SECRETS_MANAGER", "env")
+        .env("SECRETS_ALLOWED_PREFIXES", "demo/")
+        .env(
+            "RUNNER_SECRET_DEMO_MYSQL_CREDENTIALS",
+            r#"{"username":"demo_reader","password":"Demo-Pa55-word"}"#,
+        )
         .env("RECONNECT_DELAY_SECONDS", "1")
         .env("DRAIN_GRACE_SECONDS", "10")
         .env("LOG_LEVEL", "warn")
@@ -278,10 +288,18 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
     if !status.success() {
         bail!("the runner exited with {status}");
     }
+    let leaked = cp
+        .transcript()
+        .iter()
+        .any(|f| f.contains("Demo-Pa55-word") || f.contains("demo_reader"));
+    if leaked {
+        bail!("a frame sent to the control plane holds a secret value");
+    }
     println!(
-        "== runner exited cleanly ({status}); {} events stored, {} duplicates",
+        "== runner exited cleanly ({status}); {} events stored, {} duplicates; no secret value in any of the {} frames received",
         cp.events().len(),
-        cp.duplicates()
+        cp.duplicates(),
+        cp.transcript().len()
     );
     println!("demo OK");
     Ok(())

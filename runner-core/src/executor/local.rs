@@ -27,7 +27,9 @@ use super::{
     AutomationSpec, DeployOutcome, Executor, ExecutorError, RunSpec, StatusSink, Trigger, now_ms,
     status_now,
 };
+use crate::prepare::Preparer;
 use crate::schedule::Schedule;
+use runner_secrets::Masker;
 
 /// Settings of the local executor (`LOCAL_*` variables).
 #[derive(Debug, Clone)]
@@ -70,11 +72,6 @@ impl Default for LocalConfig {
         }
     }
 }
-
-/// Builds the workflow config of a scheduled run (and resolves its secrets, once wired).
-pub type Preparer = Arc<
-    dyn Fn(&IngestionPipeline, Option<&Value>, &str) -> Result<Value, ExecutorError> + Send + Sync,
->;
 
 /// Lines of one run's output, bounded in bytes.
 #[derive(Debug, Default)]
@@ -137,6 +134,8 @@ struct Run {
     status: Mutex<PipelineStatus>,
     logs: Mutex<LogBuffer>,
     stop: CancellationToken,
+    /// Redacts the run's resolved secret values from its logs.
+    masker: Masker,
 }
 
 impl Run {
@@ -205,7 +204,7 @@ struct Inner {
     schedule_changed: Notify,
     shutdown: CancellationToken,
     clock: Clock,
-    preparer: Preparer,
+    preparer: Arc<Preparer>,
 }
 
 /// Runs pipelines as child processes. Cheap to clone.
@@ -225,7 +224,7 @@ impl std::fmt::Debug for LocalExecutor {
 impl LocalExecutor {
     /// Creates the executor and starts its scheduler task. `preparer` builds the workflow config
     /// of scheduled runs.
-    pub fn start(config: LocalConfig, sink: StatusSink, preparer: Preparer) -> LocalExecutor {
+    pub fn start(config: LocalConfig, sink: StatusSink, preparer: Arc<Preparer>) -> LocalExecutor {
         let inner = Arc::new(Inner {
             permits: Arc::new(Semaphore::new(config.max_concurrent_runs.max(1))),
             config,
@@ -242,13 +241,6 @@ impl LocalExecutor {
             .tracker
             .spawn(async move { scheduler.schedule_loop().await });
         LocalExecutor { inner }
-    }
-
-    /// The default preparer: the workflow config without secret resolution.
-    pub fn plain_preparer() -> Preparer {
-        Arc::new(|pipeline, service, run_id| {
-            crate::workflow_config::build(pipeline, service, run_id, None)
-        })
     }
 }
 
@@ -304,15 +296,16 @@ impl Inner {
     }
 
     /// Registers and starts a run; idempotent by run id.
-    fn start_run(
-        self: &Arc<Self>,
-        fqn: String,
-        pipeline_type: PipelineType,
-        run_id: String,
-        command: Vec<String>,
-        env: Vec<(String, String)>,
-        timeout: Duration,
-    ) -> Result<PipelineStatus, ExecutorError> {
+    fn start_run(self: &Arc<Self>, launch: Launch) -> Result<PipelineStatus, ExecutorError> {
+        let Launch {
+            fqn,
+            pipeline_type,
+            run_id,
+            command,
+            env,
+            timeout,
+            masker,
+        } = launch;
         if self.shutdown.is_cancelled() {
             return Err(ExecutorError::Unavailable(
                 "the runner is shutting down and starts no new runs; retry on the next runner"
@@ -331,6 +324,7 @@ impl Inner {
                 status: Mutex::new(status_now(&run_id, PipelineState::Queued, None)),
                 logs: Mutex::new(LogBuffer::default()),
                 stop: self.shutdown.child_token(),
+                masker,
             });
             state.runs.insert(run_id.clone(), run.clone());
             let State { runs, order, .. } = &mut *state;
@@ -506,34 +500,31 @@ impl Inner {
             }
         }
         for (pipeline, service) in due {
-            let run_id = uuid::Uuid::new_v4().to_string();
-            let result = (self.preparer)(&pipeline, service.as_ref(), &run_id).and_then(|config| {
-                let spec = RunSpec {
-                    pipeline: pipeline.clone(),
-                    service,
-                    run_id,
-                    workflow_config: config,
-                    trigger: Trigger::Schedule,
+            // Secrets are resolved when the schedule fires, not at deploy time.
+            let this = self.clone();
+            self.tracker.spawn(async move {
+                let run_id = uuid::Uuid::new_v4().to_string();
+                let prepared = this.preparer.pipeline_run(&pipeline, service.as_ref(), &run_id, None).await;
+                let result = match prepared {
+                    Ok(p) => this.start_run(this.launch(&RunSpec {
+                        pipeline: pipeline.clone(),
+                        service,
+                        run_id,
+                        workflow_config: p.workflow_config,
+                        trigger: Trigger::Schedule,
+                        masker: p.masker,
+                    })),
+                    Err(e) => Err(ExecutorError::InvalidRequest(e.message)),
                 };
-                let (fqn, ty, run_id, env, timeout) = self.run_env(&spec);
-                self.start_run(fqn, ty, run_id, self.config.command.clone(), env, timeout)
+                if let Err(e) = result {
+                    tracing::error!(pipeline = pipeline.fqn(), error = %e, "scheduled run could not start");
+                }
             });
-            if let Err(e) = result {
-                tracing::error!(pipeline = pipeline.fqn(), error = %e, "scheduled run could not start");
-            }
         }
     }
 
-    fn run_env(
-        &self,
-        spec: &RunSpec,
-    ) -> (
-        String,
-        PipelineType,
-        String,
-        Vec<(String, String)>,
-        Duration,
-    ) {
+    /// The child's command, env contract and timeout for a pipeline run.
+    fn launch(&self, spec: &RunSpec) -> Launch {
         let fqn = spec.pipeline.fqn().to_owned();
         let mut env = self.config.extra_envs.clone();
         env.push(("config".into(), spec.workflow_config.to_string()));
@@ -550,14 +541,27 @@ impl Inner {
             .filter(|t| *t > 0)
             .map(|t| Duration::from_secs(t as u64))
             .unwrap_or(self.config.default_timeout);
-        (
+        Launch {
             fqn,
-            spec.pipeline.pipeline_type.clone(),
-            spec.run_id.clone(),
+            pipeline_type: spec.pipeline.pipeline_type.clone(),
+            run_id: spec.run_id.clone(),
+            command: self.config.command.clone(),
             env,
             timeout,
-        )
+            masker: spec.masker.clone(),
+        }
     }
+}
+
+/// Everything needed to start one child process.
+struct Launch {
+    fqn: String,
+    pipeline_type: PipelineType,
+    run_id: String,
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+    timeout: Duration,
+    masker: Masker,
 }
 
 fn passthrough_env() -> Vec<(String, String)> {
@@ -567,9 +571,14 @@ fn passthrough_env() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Reads a child's output into the run's logs, line by line, with resolved secrets masked.
 async fn capture(stream: impl AsyncRead + Unpin, run: Arc<Run>, limit: usize) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        let line = match run.masker.mask(&line) {
+            std::borrow::Cow::Borrowed(_) => line,
+            std::borrow::Cow::Owned(masked) => masked,
+        };
         lock(&run.logs).push(line, limit);
     }
 }
@@ -647,15 +656,7 @@ impl Executor for LocalExecutor {
     }
 
     async fn run(&self, spec: RunSpec) -> Result<PipelineStatus, ExecutorError> {
-        let (fqn, ty, run_id, env, timeout) = self.inner.run_env(&spec);
-        self.inner.start_run(
-            fqn,
-            ty,
-            run_id,
-            self.inner.config.command.clone(),
-            env,
-            timeout,
-        )
+        self.inner.start_run(self.inner.launch(&spec))
     }
 
     async fn kill(
@@ -795,14 +796,15 @@ impl Executor for LocalExecutor {
         let mut env = self.inner.config.extra_envs.clone();
         env.push(("config".into(), spec.workflow.to_string()));
         env.push(("pipelineRunId".into(), spec.run_id.clone()));
-        self.inner.start_run(
-            format!("automation:{name}"),
-            PipelineType::Other("automation".into()),
-            spec.run_id,
-            self.inner.config.automation_command.clone(),
+        self.inner.start_run(Launch {
+            fqn: format!("automation:{name}"),
+            pipeline_type: PipelineType::Other("automation".into()),
+            run_id: spec.run_id,
+            command: self.inner.config.automation_command.clone(),
             env,
-            self.inner.config.default_timeout,
-        )?;
+            timeout: self.inner.config.default_timeout,
+            masker: spec.masker,
+        })?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use runner_protocol::{
     ComponentHealth, ErrorBody, ErrorCode, IngestionLogs, IngestionPipeline, PipelineState,
     PipelineStatus, PipelineType, RunnerEvent,
 };
+use runner_secrets::Masker;
 use serde_json::Value;
 
 use crate::Outbox;
@@ -74,16 +75,20 @@ pub struct RunSpec {
     pub pipeline: IngestionPipeline,
     pub service: Option<Value>,
     pub run_id: String,
+    /// Holds resolved secret values: for the workload only.
     pub workflow_config: Value,
     pub trigger: Trigger,
+    /// Redacts the resolved values from the run's logs.
+    pub masker: Masker,
 }
 
 /// An automation workflow (test connection and friends) to run once.
 #[derive(Debug, Clone)]
 pub struct AutomationSpec {
     pub run_id: String,
-    /// The automations Workflow entity, as sent by the control plane.
+    /// The automations Workflow entity, with its references resolved.
     pub workflow: Value,
+    pub masker: Masker,
 }
 
 /// What a deploy did.

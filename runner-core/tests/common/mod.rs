@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use runner_core::backoff::BackoffConfig;
 use runner_core::config::TokenSource;
-use runner_core::dispatch::plain_config_builder;
 use runner_core::executor::StatusSink;
 use runner_core::executor::local::{LocalConfig, LocalExecutor};
 use runner_core::runner::StatusHandle;
 use runner_core::testkit::{MockControlPlane, MockOptions};
-use runner_core::{AuthToken, CoreError, Outbox, Runner, RunnerConfig, ServerUrl};
+use runner_core::{AuthToken, CoreError, Outbox, Preparer, Runner, RunnerConfig, ServerUrl};
 use runner_protocol::{
     EventFrame, IngestionPipeline, PipelineState, Request, Response, RunOptions, RunnerEvent,
 };
@@ -76,6 +75,7 @@ pub struct Setup {
     pub exit: i32,
     pub drain_grace: Duration,
     pub ca_file: Option<PathBuf>,
+    pub preparer: Preparer,
 }
 
 impl Default for Setup {
@@ -87,6 +87,7 @@ impl Default for Setup {
             exit: 0,
             drain_grace: Duration::from_secs(10),
             ca_file: None,
+            preparer: Preparer::default(),
         }
     }
 }
@@ -106,11 +107,8 @@ pub async fn start(setup: Setup) -> Harness {
         kill_grace: Duration::from_secs(2),
         ..Default::default()
     };
-    let executor = LocalExecutor::start(
-        local,
-        StatusSink::new(outbox.clone()),
-        LocalExecutor::plain_preparer(),
-    );
+    let preparer = Arc::new(setup.preparer);
+    let executor = LocalExecutor::start(local, StatusSink::new(outbox.clone()), preparer.clone());
     let mut config = RunnerConfig::new(
         "agent-test",
         ServerUrl::parse(&cp.url(), false).unwrap(),
@@ -123,13 +121,7 @@ pub async fn start(setup: Setup) -> Harness {
     };
     config.drain_grace = setup.drain_grace;
     config.ca_file = setup.ca_file;
-    let runner = Runner::new(
-        config,
-        Arc::new(executor),
-        outbox,
-        plain_config_builder(),
-        None,
-    );
+    let runner = Runner::new(config, Arc::new(executor), outbox, preparer);
     let status = runner.status_handle();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(runner.run(shutdown.clone()));
