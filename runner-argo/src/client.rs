@@ -353,6 +353,7 @@ impl ArgoClient {
         let retry = &self.cfg.retry;
         let mut attempt = 0u32;
         let mut reloaded_token = false;
+        let mut force_reload = false;
         loop {
             attempt += 1;
             let mut req = self.http.request(method.clone(), url.clone());
@@ -363,7 +364,7 @@ impl ArgoClient {
                 Some(StreamFormat::Sse) => req.header(ACCEPT, "text/event-stream"),
                 _ => req.header(ACCEPT, "application/json"),
             };
-            if let Some(h) = self.auth.header(reloaded_token && attempt > 1)? {
+            if let Some(h) = self.auth.header(std::mem::take(&mut force_reload))? {
                 req = req.header(AUTHORIZATION, h);
             }
             if let Some(b) = body {
@@ -392,6 +393,7 @@ impl ArgoClient {
                     {
                         // The token file may have rotated within the mtime granularity: re-read once.
                         reloaded_token = true;
+                        force_reload = true;
                         attempt -= 1;
                         continue;
                     }
@@ -436,7 +438,7 @@ impl ArgoClient {
         body: Option<&Value>,
         kind: Kind,
         what: &str,
-    ) -> Result<(T, u32), ArgoError> {
+    ) -> Result<T, ArgoError> {
         let url = self.url(segments, query);
         let started = std::time::Instant::now();
         let resp = self.execute(method, url, body, kind, None, what).await?;
@@ -456,24 +458,22 @@ impl ArgoClient {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
             ),
         })?;
-        Ok((v, 0))
+        Ok(v)
     }
 
     // ---------------------------------------------------------------- info
 
     /// `GET /api/v1/version`.
     pub async fn version(&self) -> Result<Version, ArgoError> {
-        Ok(self
-            .call(
-                Method::GET,
-                &["api", "v1", "version"],
-                &[],
-                None,
-                Kind::Read,
-                "version",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::GET,
+            &["api", "v1", "version"],
+            &[],
+            None,
+            Kind::Read,
+            "version",
+        )
+        .await
     }
 
     // ---------------------------------------------------------------- workflows
@@ -487,17 +487,15 @@ impl ArgoClient {
         wf: &Workflow,
     ) -> Result<Workflow, ArgoError> {
         let body = json!({ "namespace": namespace, "workflow": wf });
-        Ok(self
-            .call(
-                Method::POST,
-                &["api", "v1", "workflows", namespace],
-                &[],
-                Some(&body),
-                Kind::Create,
-                "create workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::POST,
+            &["api", "v1", "workflows", namespace],
+            &[],
+            Some(&body),
+            Kind::Create,
+            "create workflow",
+        )
+        .await
     }
 
     /// Like [`Self::create_workflow`], but a 409 whose existing object carries the same
@@ -526,17 +524,15 @@ impl ArgoClient {
 
     /// `GET /api/v1/workflows/{ns}/{name}`.
     pub async fn get_workflow(&self, namespace: &str, name: &str) -> Result<Workflow, ArgoError> {
-        Ok(self
-            .call(
-                Method::GET,
-                &["api", "v1", "workflows", namespace, name],
-                &[],
-                None,
-                Kind::Read,
-                "get workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::GET,
+            &["api", "v1", "workflows", namespace, name],
+            &[],
+            None,
+            Kind::Read,
+            "get workflow",
+        )
+        .await
     }
 
     /// `GET /api/v1/workflows/{ns}?listOptions.labelSelector=...`, following `continue`
@@ -559,7 +555,7 @@ impl ArgoClient {
             if let Some(c) = &cont {
                 q.push(("listOptions.continue", c.clone()));
             }
-            let (page, _): (WorkflowList, _) = self
+            let page: WorkflowList = self
                 .call(
                     Method::GET,
                     &["api", "v1", "workflows", namespace],
@@ -623,17 +619,15 @@ impl ArgoClient {
         if let Some(m) = message {
             body["message"] = Value::String(m.to_owned());
         }
-        Ok(self
-            .call(
-                Method::PUT,
-                &["api", "v1", "workflows", namespace, name, "stop"],
-                &[],
-                Some(&body),
-                Kind::Other,
-                "stop workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::PUT,
+            &["api", "v1", "workflows", namespace, name, "stop"],
+            &[],
+            Some(&body),
+            Kind::Other,
+            "stop workflow",
+        )
+        .await
     }
 
     /// `PUT .../{name}/terminate`: immediate, exit handlers do not run.
@@ -643,17 +637,15 @@ impl ArgoClient {
         name: &str,
     ) -> Result<Workflow, ArgoError> {
         let body = json!({ "name": name, "namespace": namespace });
-        Ok(self
-            .call(
-                Method::PUT,
-                &["api", "v1", "workflows", namespace, name, "terminate"],
-                &[],
-                Some(&body),
-                Kind::Other,
-                "terminate workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::PUT,
+            &["api", "v1", "workflows", namespace, name, "terminate"],
+            &[],
+            Some(&body),
+            Kind::Other,
+            "terminate workflow",
+        )
+        .await
     }
 
     // ---------------------------------------------------------------- cron workflows
@@ -665,17 +657,15 @@ impl ArgoClient {
         cwf: &CronWorkflow,
     ) -> Result<CronWorkflow, ArgoError> {
         let body = json!({ "namespace": namespace, "cronWorkflow": cwf });
-        Ok(self
-            .call(
-                Method::POST,
-                &["api", "v1", "cron-workflows", namespace],
-                &[],
-                Some(&body),
-                Kind::Create,
-                "create cron workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::POST,
+            &["api", "v1", "cron-workflows", namespace],
+            &[],
+            Some(&body),
+            Kind::Create,
+            "create cron workflow",
+        )
+        .await
     }
 
     pub async fn get_cron_workflow(
@@ -683,17 +673,15 @@ impl ArgoClient {
         namespace: &str,
         name: &str,
     ) -> Result<CronWorkflow, ArgoError> {
-        Ok(self
-            .call(
-                Method::GET,
-                &["api", "v1", "cron-workflows", namespace, name],
-                &[],
-                None,
-                Kind::Read,
-                "get cron workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::GET,
+            &["api", "v1", "cron-workflows", namespace, name],
+            &[],
+            None,
+            Kind::Read,
+            "get cron workflow",
+        )
+        .await
     }
 
     pub async fn list_cron_workflows(
@@ -702,17 +690,15 @@ impl ArgoClient {
         label_selector: &str,
     ) -> Result<CronWorkflowList, ArgoError> {
         let q = [("listOptions.labelSelector", label_selector.to_owned())];
-        Ok(self
-            .call(
-                Method::GET,
-                &["api", "v1", "cron-workflows", namespace],
-                &q,
-                None,
-                Kind::Read,
-                "list cron workflows",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::GET,
+            &["api", "v1", "cron-workflows", namespace],
+            &q,
+            None,
+            Kind::Read,
+            "list cron workflows",
+        )
+        .await
     }
 
     /// `PUT /api/v1/cron-workflows/{ns}/{name}`. `metadata.resourceVersion` must be the one
@@ -735,17 +721,15 @@ impl ArgoClient {
             )));
         }
         let body = json!({ "name": name, "namespace": namespace, "cronWorkflow": cwf });
-        Ok(self
-            .call(
-                Method::PUT,
-                &["api", "v1", "cron-workflows", namespace, &name],
-                &[],
-                Some(&body),
-                Kind::Update,
-                "update cron workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::PUT,
+            &["api", "v1", "cron-workflows", namespace, &name],
+            &[],
+            Some(&body),
+            Kind::Update,
+            "update cron workflow",
+        )
+        .await
     }
 
     /// Create, or on 409 read the current one and update it with its resourceVersion
@@ -794,17 +778,15 @@ impl ArgoClient {
         name: &str,
     ) -> Result<CronWorkflow, ArgoError> {
         let body = json!({ "name": name, "namespace": namespace });
-        Ok(self
-            .call(
-                Method::PUT,
-                &["api", "v1", "cron-workflows", namespace, name, "suspend"],
-                &[],
-                Some(&body),
-                Kind::Other,
-                "suspend cron workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::PUT,
+            &["api", "v1", "cron-workflows", namespace, name, "suspend"],
+            &[],
+            Some(&body),
+            Kind::Other,
+            "suspend cron workflow",
+        )
+        .await
     }
 
     pub async fn resume_cron_workflow(
@@ -813,17 +795,15 @@ impl ArgoClient {
         name: &str,
     ) -> Result<CronWorkflow, ArgoError> {
         let body = json!({ "name": name, "namespace": namespace });
-        Ok(self
-            .call(
-                Method::PUT,
-                &["api", "v1", "cron-workflows", namespace, name, "resume"],
-                &[],
-                Some(&body),
-                Kind::Other,
-                "resume cron workflow",
-            )
-            .await?
-            .0)
+        self.call(
+            Method::PUT,
+            &["api", "v1", "cron-workflows", namespace, name, "resume"],
+            &[],
+            Some(&body),
+            Kind::Other,
+            "resume cron workflow",
+        )
+        .await
     }
 
     // ---------------------------------------------------------------- streams

@@ -8,6 +8,7 @@
 pub mod build;
 pub mod client;
 pub mod error;
+pub mod informer;
 pub mod logs;
 pub mod model;
 pub mod status;
@@ -21,6 +22,7 @@ pub mod schema;
 pub use build::{BuildConfig, BuildError, BuiltCron, BuiltRun, RunRequest, SecretsDelivery};
 pub use client::{ArgoClient, ArgoClientConfig, LogOptions, RetryPolicy, TokenSource};
 pub use error::ArgoError;
+pub use informer::{InformerConfig, InformerEvent, informer};
 pub use status::{PipelineState, RunStatus};
 pub use stream::{ArgoStream, StreamFormat};
 

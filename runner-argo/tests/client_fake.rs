@@ -848,3 +848,91 @@ async fn unfinished_workflows_are_found_after_a_restart() {
         .collect();
     assert_eq!(ids, vec!["live".to_owned()]);
 }
+
+#[tokio::test]
+async fn informer_relists_and_rewatches_through_eof_and_errors() {
+    use runner_argo::{InformerConfig, InformerEvent, informer};
+    let fake = FakeArgo::start(FakeConfig {
+        keepalive: Duration::from_millis(100),
+        ..fast_fake()
+    })
+    .await
+    .unwrap();
+    let c = client_for(&fake, |cfg| {
+        cfg.stream_idle_timeout = Duration::from_secs(5)
+    });
+    // a run that exists before the informer starts (runner restart) ...
+    fake.set_plan(
+        NS,
+        run_wf("before").name(),
+        vec![PhaseStep::new(Duration::ZERO, "Running")],
+    );
+    c.create_workflow(NS, &run_wf("before")).await.unwrap();
+    // ... and a broken watch: EOF after one event, then an error after one event
+    fake.inject(FaultRule::new(
+        None,
+        "/workflow-events/",
+        Fault::Eof { after_frames: 1 },
+    ));
+    fake.inject(FaultRule::new(
+        None,
+        "/workflow-events/",
+        Fault::StreamError {
+            after_frames: 1,
+            grpc_code: 14,
+            message: "unavailable".into(),
+        },
+    ));
+    let cfg = InformerConfig {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+    };
+    let mut inf = Box::pin(informer(c.clone(), NS, &selector(), cfg));
+    let first = inf.next().await.unwrap();
+    match &first {
+        InformerEvent::Resync(items) => {
+            assert_eq!(items.len(), 1);
+            assert_eq!(map_workflow(&items[0]).run_id.as_deref(), Some("before"));
+        }
+        other => panic!("{other:?}"),
+    }
+    c.create_workflow(NS, &run_wf("after")).await.unwrap();
+    let mut interruptions = 0;
+    let mut resyncs = 1;
+    let mut final_state = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while final_state.is_none() {
+        let ev = tokio::time::timeout_at(deadline, inf.next())
+            .await
+            .expect("in time")
+            .unwrap();
+        match ev {
+            InformerEvent::Interrupted { .. } => interruptions += 1,
+            InformerEvent::Resync(items) => {
+                resyncs += 1;
+                for w in items {
+                    let s = map_workflow(&w);
+                    if s.run_id.as_deref() == Some("after") && s.state.is_terminal() {
+                        final_state = Some(s.state);
+                    }
+                }
+            }
+            InformerEvent::Applied(w) => {
+                let s = map_workflow(&w);
+                if s.run_id.as_deref() == Some("after") && s.state.is_terminal() {
+                    final_state = Some(s.state);
+                }
+            }
+            InformerEvent::Deleted(_) => {}
+        }
+    }
+    assert_eq!(final_state, Some(PipelineState::Success));
+    assert!(
+        interruptions >= 2,
+        "EOF and the error were both seen: {interruptions}"
+    );
+    assert!(resyncs >= 2, "an error leads to a re-list: {resyncs}");
+    assert!(fake.count("GET", "/workflow-events/") >= 3);
+    // still one watch at a time: a few lists, no per-run GETs
+    assert_eq!(fake.count("GET", "/api/v1/workflows/ingestion/"), 0);
+}

@@ -804,13 +804,11 @@ pub fn build_automation_workflow(
             (ANNOTATION_RUN_ID.to_owned(), run_id.to_owned()),
         ]),
     };
-    let wf_name = format!("om-automation-{}", &workflow_name(name, &fqn, run_id)[3..]);
-    let wf_name: String = wf_name
-        .chars()
-        .take(WORKFLOW_NAME_MAX)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_owned();
+    let wf_name = format!(
+        "om-automation-{}-{}",
+        slug(name, WORKFLOW_NAME_MAX - 14 - 11),
+        short_hash(&[&fqn, run_id], 10)
+    );
     let (env, secret) = config_env(bc, &wf_name, automation)?;
     let spec = workflow_spec(
         bc,
