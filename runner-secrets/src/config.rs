@@ -334,6 +334,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn builds_a_working_resolver_from_settings() {
+        let dir = std::env::temp_dir().join(format!("runner-secrets-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.json");
+        std::fs::write(&path, r#"{"team-a/db": {"user": "u"}, "other": "x"}"#).unwrap();
+        let c = cfg(&[
+            ("SECRETS_MANAGER", "file"),
+            ("SECRETS_FILE", path.to_str().unwrap()),
+            ("SECRETS_ALLOWED_PREFIXES", "team-a/"),
+        ])
+        .unwrap();
+        let r = c.build_resolver().await.unwrap();
+        assert_eq!(r.provider_kind(), ProviderKind::File);
+        r.health().await.unwrap();
+        let res = r.resolve_str("secret:/team-a/db/user").await.unwrap();
+        assert_eq!(res.value.expose_str(), Some("u"));
+        let e = r.resolve_str("secret:other").await.unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NotAllowed);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let c = cfg(&[("SECRETS_MANAGER", "env"), ("SECRETS_ENV_PREFIX", "X_")]).unwrap();
+        let r = c.build_resolver().await.unwrap();
+        assert_eq!(r.provider_kind(), ProviderKind::Env);
+    }
+
+    #[tokio::test]
     async fn uncompiled_provider_is_a_clear_error() {
         for m in ["aws", "azure-kv", "gcp", "kubernetes"] {
             let c = cfg(&[("SECRETS_MANAGER", m)]).unwrap();
