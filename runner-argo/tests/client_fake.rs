@@ -198,20 +198,20 @@ async fn watch_resumes_from_resource_version_and_survives_keepalives() {
     .await
     .unwrap();
     let c = client_for(&fake, |cfg| {
-        cfg.stream_idle_timeout = Duration::from_millis(400)
+        cfg.stream_idle_timeout = Duration::from_secs(2)
     });
     c.create_workflow(NS, &run_wf("a")).await.unwrap();
     let list = c.list_workflows(NS, &selector()).await.unwrap();
     let rv = list.metadata.resource_version.clone().unwrap();
     let mut w = c.watch_workflows(NS, &selector(), Some(&rv)).await.unwrap();
-    // "b" stays Pending for 1.5 s, far longer than the 400 ms idle limit: keep-alives
+    // "b" stays Pending for 3.5 s, longer than the 2 s idle limit: keep-alives
     // every 100 ms keep the stream open
     fake.set_plan(
         NS,
         run_wf("b").name(),
         vec![
             PhaseStep::new(Duration::ZERO, "Pending"),
-            PhaseStep::new(Duration::from_millis(1500), "Running"),
+            PhaseStep::new(Duration::from_millis(3500), "Running"),
         ],
     );
     tokio::time::sleep(Duration::from_millis(700)).await; // "a" Running, then Succeeded
@@ -257,7 +257,7 @@ async fn watch_mid_stream_error_eof_and_idle_timeout() {
     .await
     .unwrap();
     let c = client_for(&fake, |cfg| {
-        cfg.stream_idle_timeout = Duration::from_millis(300)
+        cfg.stream_idle_timeout = Duration::from_secs(5)
     });
     c.create_workflow(NS, &run_wf("x")).await.unwrap();
     c.create_workflow(NS, &run_wf("y")).await.unwrap();
@@ -323,6 +323,9 @@ async fn watch_mid_stream_error_eof_and_idle_timeout() {
     assert!(e.to_string().contains("too old resource version"), "{e}");
 
     // nothing at all (keep-alives off): idle timeout
+    let c = client_for(&fake, |cfg| {
+        cfg.stream_idle_timeout = Duration::from_millis(300)
+    });
     let mut w = c
         .watch_workflows(NS, &build::runner_selector("nobody"), None)
         .await

@@ -190,6 +190,7 @@ struct WfEntry {
     plan: Vec<PhaseStep>,
     forced: Option<PhaseStep>,
     shown_phase: String,
+    step_idx: Option<usize>,
 }
 
 #[derive(Default)]
@@ -341,6 +342,7 @@ impl FakeArgo {
         let mut st = lock(&self.inner.store);
         if let Some(e) = st.workflows.get_mut(&key) {
             e.plan = plan.clone();
+            e.step_idx = None;
         }
         st.plans.insert(key, plan);
     }
@@ -672,6 +674,7 @@ impl Inner {
             plan,
             forced: None,
             shown_phase: String::new(),
+            step_idx: None,
         };
         self.apply_phase(&mut e);
         let rv = st.rv + 1;
@@ -687,13 +690,20 @@ impl Inner {
         let elapsed = e.created.elapsed();
         let step = match &e.forced {
             Some(f) => f.clone(),
-            None => e
-                .plan
-                .iter()
-                .rev()
-                .find(|s| s.after <= elapsed)
-                .cloned()
-                .unwrap_or_else(|| PhaseStep::new(Duration::ZERO, "Pending")),
+            None => {
+                // advance at most one step per evaluation, so that every phase of the plan is
+                // shown (and watched) even when the ticker runs late
+                let target = e.plan.iter().rposition(|s| s.after <= elapsed);
+                let idx = match (target, e.step_idx) {
+                    (None, _) => None,
+                    (Some(_), None) => Some(0),
+                    (Some(t), Some(i)) => Some(t.min(i + 1)),
+                };
+                e.step_idx = idx;
+                idx.and_then(|i| e.plan.get(i))
+                    .cloned()
+                    .unwrap_or_else(|| PhaseStep::new(Duration::ZERO, "Pending"))
+            }
         };
         let image = e
             .obj
