@@ -648,6 +648,43 @@ impl ArgoClient {
         .await
     }
 
+    /// Kill a run the way the control plane expects: `stop` (the exit handler runs and
+    /// reports the final status), then `terminate` if it has not finished after `grace`.
+    /// Polls the one workflow every `poll` meanwhile. Returns the last workflow seen and
+    /// whether terminate was needed. A workflow already finished is returned as is.
+    pub async fn stop_then_terminate(
+        &self,
+        namespace: &str,
+        name: &str,
+        message: Option<&str>,
+        grace: Duration,
+        poll: Duration,
+    ) -> Result<(Workflow, bool), ArgoError> {
+        let done = |w: &Workflow| matches!(w.phase(), Some("Succeeded" | "Failed" | "Error"));
+        let mut wf = match self.stop_workflow(namespace, name, message).await {
+            Ok(w) => w,
+            // already completed: Argo refuses to stop it
+            Err(ArgoError::Invalid { .. }) | Err(ArgoError::Http { .. }) => {
+                let w = self.get_workflow(namespace, name).await?;
+                if done(&w) {
+                    return Ok((w, false));
+                }
+                w
+            }
+            Err(e) => return Err(e),
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        while !done(&wf) {
+            if tokio::time::Instant::now() >= deadline {
+                let t = self.terminate_workflow(namespace, name).await?;
+                return Ok((t, true));
+            }
+            tokio::time::sleep(poll.min(grace)).await;
+            wf = self.get_workflow(namespace, name).await?;
+        }
+        Ok((wf, false))
+    }
+
     // ---------------------------------------------------------------- cron workflows
 
     /// `POST /api/v1/cron-workflows/{ns}`.

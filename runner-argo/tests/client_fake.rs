@@ -939,3 +939,60 @@ async fn informer_relists_and_rewatches_through_eof_and_errors() {
     // still one watch at a time: a few lists, no per-run GETs
     assert_eq!(fake.count("GET", "/api/v1/workflows/ingestion/"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn kill_stops_then_terminates_after_the_grace_period() {
+    let fake = FakeArgo::start(FakeConfig {
+        stop_takes: Duration::from_secs(20),
+        phase_plan: vec![PhaseStep::new(Duration::ZERO, "Running")],
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client_for(&fake, |_| {});
+    // the exit handler finishes within the grace period: no terminate
+    let a = run_wf("k1");
+    c.create_workflow(NS, &a).await.unwrap();
+    let (w, terminated) = c
+        .stop_then_terminate(
+            NS,
+            a.name(),
+            Some("kill"),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert!(!terminated);
+    assert_eq!(map_workflow(&w).state, PipelineState::Stopped);
+    assert_eq!(w.spec.shutdown.as_deref(), Some("Stop"));
+    // it does not: terminate after the grace period
+    let b = run_wf("k2");
+    c.create_workflow(NS, &b).await.unwrap();
+    let (w, terminated) = c
+        .stop_then_terminate(
+            NS,
+            b.name(),
+            None,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert!(terminated);
+    assert_eq!(w.spec.shutdown.as_deref(), Some("Terminate"));
+    assert_eq!(map_workflow(&w).state, PipelineState::Stopped);
+    assert_eq!(fake.count("PUT", "/terminate"), 1);
+    // already finished: returned as is
+    let (w2, t2) = c
+        .stop_then_terminate(
+            NS,
+            b.name(),
+            None,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert!(!t2 && w2.phase() == Some("Failed"));
+}

@@ -76,6 +76,9 @@ pub struct FakeConfig {
     pub forbidden_namespaces: Vec<String>,
     /// Images whose pods never start (node message `ImagePullBackOff`).
     pub unpullable_images: Vec<String>,
+    /// How long a stopped workflow keeps Running (its exit handler runs) before it ends as
+    /// stopped; `terminate` is immediate. Default 0.
+    pub stop_takes: Duration,
     /// Keep-alive period on open streams (Argo: 15 s).
     pub keepalive: Duration,
     /// How often phases are re-evaluated.
@@ -97,6 +100,7 @@ impl Default for FakeConfig {
             token: None,
             forbidden_namespaces: Vec::new(),
             unpullable_images: Vec::new(),
+            stop_takes: Duration::ZERO,
             keepalive: Duration::from_secs(15),
             tick: Duration::from_millis(50),
             history: 10_000,
@@ -189,6 +193,7 @@ struct WfEntry {
     created: Instant,
     plan: Vec<PhaseStep>,
     forced: Option<PhaseStep>,
+    forced_at: Option<Instant>,
     shown_phase: String,
     step_idx: Option<usize>,
 }
@@ -673,6 +678,7 @@ impl Inner {
             created: Instant::now(),
             plan,
             forced: None,
+            forced_at: None,
             shown_phase: String::new(),
             step_idx: None,
         };
@@ -688,7 +694,11 @@ impl Inner {
     /// Compute the phase an entry should show now; true if it changed.
     fn apply_phase(&self, e: &mut WfEntry) -> bool {
         let elapsed = e.created.elapsed();
-        let step = match &e.forced {
+        let forced_now = e
+            .forced
+            .as_ref()
+            .filter(|_| e.forced_at.is_none_or(|t| Instant::now() >= t));
+        let step = match forced_now {
             Some(f) => f.clone(),
             None => {
                 // advance at most one step per evaluation, so that every phase of the plan is
@@ -823,6 +833,8 @@ impl Inner {
             msg = format!("{msg}: {m}");
         }
         e.forced = Some(PhaseStep::new(Duration::ZERO, "Failed").with_message(&msg));
+        e.forced_at = (strategy == "Stop" && !self.cfg.stop_takes.is_zero())
+            .then(|| Instant::now() + self.cfg.stop_takes);
         self.apply_phase(e);
         let rv = st.rv + 1;
         let e = st.workflows.get_mut(&key).expect("present");
