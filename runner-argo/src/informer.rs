@@ -138,12 +138,8 @@ pub fn informer(
                             st.watch = None;
                             st.next = Next::List;
                             let message = ev
-                                .object
-                                .as_ref()
-                                .and_then(|o| o.extra.get("message"))
-                                .and_then(|m| m.as_str())
-                                .unwrap_or("watch error event")
-                                .to_owned();
+                                .error_message
+                                .unwrap_or_else(|| "watch ERROR event".into());
                             let retry_in = st.backoff();
                             st.sleep = Some(retry_in);
                             let error = ArgoError::Stream {

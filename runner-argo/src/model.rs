@@ -490,13 +490,51 @@ pub struct CronWorkflowList {
 }
 
 /// One event of `GET /api/v1/workflow-events/{ns}`: `type` is ADDED, MODIFIED, DELETED
-/// (or ERROR / BOOKMARK from the Kubernetes watch underneath).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// (or ERROR / BOOKMARK from the Kubernetes watch underneath). An ERROR event carries a
+/// Kubernetes `Status`, not a Workflow: `object` is then `None` and `error_message` is set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowWatchEvent {
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub event_type: String,
-    #[serde(default)]
     pub object: Option<Workflow>,
+    #[serde(skip)]
+    pub error_message: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for WorkflowWatchEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(rename = "type", default)]
+            event_type: String,
+            #[serde(default)]
+            object: Option<Value>,
+        }
+        let raw = Raw::deserialize(d)?;
+        if raw.event_type == "ERROR" {
+            let msg = raw
+                .object
+                .as_ref()
+                .and_then(|o| o.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("watch ERROR event")
+                .to_owned();
+            return Ok(Self {
+                event_type: raw.event_type,
+                object: None,
+                error_message: Some(msg),
+            });
+        }
+        let object = match raw.object {
+            Some(Value::Null) | None => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(serde::de::Error::custom)?),
+        };
+        Ok(Self {
+            event_type: raw.event_type,
+            object,
+            error_message: None,
+        })
+    }
 }
 
 /// One entry of `GET /api/v1/workflows/{ns}/{name}/log`.
@@ -582,5 +620,21 @@ mod tests {
         assert_eq!(p.as_i64(), None);
         assert!(serde_json::from_str::<IntOrString>("1.5").is_err());
         assert!(serde_json::from_str::<IntOrString>("true").is_err());
+    }
+
+    #[test]
+    fn watch_error_events_carry_the_status_message() {
+        let e: WorkflowWatchEvent = serde_json::from_str(
+            r#"{"type":"ERROR","object":{"kind":"Status","status":"Failure","message":"too old resource version: 1 (5)","code":410}}"#,
+        )
+        .unwrap();
+        assert!(e.object.is_none());
+        assert_eq!(
+            e.error_message.as_deref(),
+            Some("too old resource version: 1 (5)")
+        );
+        let e: WorkflowWatchEvent =
+            serde_json::from_str(r#"{"type":"MODIFIED","object":{"metadata":{"name":"w"},"spec":{},"status":{"phase":"Running"}}}"#).unwrap();
+        assert_eq!(e.object.unwrap().phase(), Some("Running"));
     }
 }
