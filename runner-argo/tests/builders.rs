@@ -535,6 +535,10 @@ fn pod_delivery_passes_references_and_refuses_plaintext() {
         other => panic!("{other:?}"),
     }
     assert!(!e.to_string().contains("hunter2"), "{e}");
+    let mut p = fixture("pipeline_metadata.json");
+    p["sourceConfig"]["config"]["sampleDataQuery"] = json!("select {{col}} from t");
+    let e = run(&bc, &p, Some(&fixture("service_mysql.json")), None).unwrap_err();
+    assert!(e.to_string().contains("template variable"), "{e}");
 }
 
 #[test]

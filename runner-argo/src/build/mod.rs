@@ -526,7 +526,17 @@ fn config_env(
             if !found.is_empty() {
                 return Err(BuildError::PlaintextSecret(found));
             }
-            Ok((EnvVar::plain("config", config_text(config)), None))
+            let text = config_text(config);
+            if text.contains("{{") {
+                // Argo would try to substitute it as a template variable and fail the workflow
+                return Err(BuildError::Invalid {
+                    field: "config".into(),
+                    reason: "the config contains `{{`, which Argo treats as a template variable \
+                             in an inline env value; use SECRETS_DELIVERY=runner (config in a Secret)"
+                        .into(),
+                });
+            }
+            Ok((EnvVar::plain("config", text), None))
         }
     }
 }
