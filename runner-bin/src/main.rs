@@ -75,6 +75,7 @@ enum SecretsCommand {
 }
 
 fn main() -> ExitCode {
+    runner_core::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {

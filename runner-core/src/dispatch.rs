@@ -273,6 +273,7 @@ impl Dispatcher {
                     workflow_config: prepared.workflow_config,
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
+                    config_override: options.config_override,
                 };
                 match ex.run(spec).await {
                     Ok(status) => ok(
@@ -381,6 +382,7 @@ impl Dispatcher {
                     .run_automation(AutomationSpec {
                         run_id: run_id.clone(),
                         workflow: prepared.workflow_config,
+                        original: workflow,
                         masker: prepared.masker,
                     })
                     .await
@@ -410,6 +412,7 @@ impl Dispatcher {
                     workflow_config: prepared.workflow_config,
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
+                    config_override: None,
                 };
                 match ex.run(spec).await {
                     Ok(_) => ok("application flow started", Some(run_id)),

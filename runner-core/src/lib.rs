@@ -34,3 +34,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The `platform` of every `PipelineServiceClientResponse` this runner sends.
 pub const PLATFORM: &str = "hybrid-runner";
+
+/// Installs rustls's `ring` backend as the process default. Call once at start: with every
+/// cloud SDK compiled in, rustls has two backends and libraries that use the process default
+/// (kube's TLS setup) would otherwise panic.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -513,6 +513,7 @@ impl Inner {
                         workflow_config: p.workflow_config,
                         trigger: Trigger::Schedule,
                         masker: p.masker,
+                        config_override: None,
                     })),
                     Err(e) => Err(ExecutorError::InvalidRequest(e.message)),
                 };

@@ -4,6 +4,7 @@
 //! Executors report run status changes by publishing to the [`Outbox`](crate::Outbox) they are
 //! given; the dispatcher only turns requests into calls.
 
+pub mod argo;
 pub mod local;
 
 use std::sync::Arc;
@@ -80,14 +81,19 @@ pub struct RunSpec {
     pub trigger: Trigger,
     /// Redacts the resolved values from the run's logs.
     pub masker: Masker,
+    /// The control plane's replacement of `sourceConfig.config` (already applied to
+    /// `workflow_config`; executors that build their own objects apply it themselves).
+    pub config_override: Option<Value>,
 }
 
 /// An automation workflow (test connection and friends) to run once.
 #[derive(Debug, Clone)]
 pub struct AutomationSpec {
     pub run_id: String,
-    /// The automations Workflow entity, with its references resolved.
+    /// The automations Workflow entity, with its references resolved (for the workload only).
     pub workflow: Value,
+    /// The entity as the control plane sent it (`secret:` references unresolved).
+    pub original: Value,
     pub masker: Masker,
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use runner_core::backoff::BackoffConfig;
 use runner_core::config::TokenSource;
-use runner_core::executor::StatusSink;
 use runner_core::executor::local::{LocalConfig, LocalExecutor};
+use runner_core::executor::{Executor, StatusSink};
 use runner_core::runner::StatusHandle;
 use runner_core::testkit::{MockControlPlane, MockOptions};
 use runner_core::{AuthToken, CoreError, Outbox, Preparer, Runner, RunnerConfig, ServerUrl};
@@ -76,7 +76,11 @@ pub struct Setup {
     pub drain_grace: Duration,
     pub ca_file: Option<PathBuf>,
     pub preparer: Preparer,
+    /// Another executor than the local one (given the status sink and the preparer).
+    pub executor: Option<MakeExecutor>,
 }
+
+pub type MakeExecutor = Box<dyn FnOnce(StatusSink, Arc<Preparer>) -> Arc<dyn Executor>>;
 
 impl Default for Setup {
     fn default() -> Self {
@@ -88,6 +92,7 @@ impl Default for Setup {
             drain_grace: Duration::from_secs(10),
             ca_file: None,
             preparer: Preparer::default(),
+            executor: None,
         }
     }
 }
@@ -108,7 +113,14 @@ pub async fn start(setup: Setup) -> Harness {
         ..Default::default()
     };
     let preparer = Arc::new(setup.preparer);
-    let executor = LocalExecutor::start(local, StatusSink::new(outbox.clone()), preparer.clone());
+    let executor: Arc<dyn Executor> = match setup.executor {
+        Some(make) => make(StatusSink::new(outbox.clone()), preparer.clone()),
+        None => Arc::new(LocalExecutor::start(
+            local,
+            StatusSink::new(outbox.clone()),
+            preparer.clone(),
+        )),
+    };
     let mut config = RunnerConfig::new(
         "agent-test",
         ServerUrl::parse(&cp.url(), false).unwrap(),
@@ -121,7 +133,7 @@ pub async fn start(setup: Setup) -> Harness {
     };
     config.drain_grace = setup.drain_grace;
     config.ca_file = setup.ca_file;
-    let runner = Runner::new(config, Arc::new(executor), outbox, preparer);
+    let runner = Runner::new(config, executor, outbox, preparer);
     let status = runner.status_handle();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(runner.run(shutdown.clone()));

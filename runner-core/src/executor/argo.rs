@@ -1,0 +1,593 @@
+//! The Argo Workflows executor: each run is a Workflow, each schedule a CronWorkflow, in the
+//! customer's cluster, created through the Argo Server REST API (`runner-argo`).
+//!
+//! Status comes from one watch per namespace on this runner's label (`runner_selector`), with a
+//! list to resync whenever the watch is (re)established; that first list also re-attaches the
+//! runs a previous runner process left going. Runs keep going in Argo when the runner stops.
+//!
+//! Secrets: with `SECRETS_DELIVERY=pod` the Workflow carries `secret:` references unchanged and
+//! the pod resolves them with its own identity; the runner still resolves every reference first
+//! (and fails the request if one does not resolve), so nothing starts with a broken reference.
+//! `SECRETS_DELIVERY=runner` (a per-run Kubernetes Secret) needs the Kubernetes API and is refused
+//! by this executor for now.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use runner_argo::build::{
+    ANNOTATION_PIPELINE_FQN, LABEL_KIND, LABEL_PIPELINE_TYPE, LABEL_RUN_ID, RunRequest,
+    SecretsDelivery, build_automation_workflow, build_cron_workflow, build_run_workflow,
+    cron_workflow_name, pipeline_selector, run_selector, runner_selector,
+};
+use runner_argo::model::Workflow;
+use runner_argo::{ArgoClient, ArgoClientConfig, ArgoError, BuildConfig, LogOptions};
+use runner_protocol::{
+    ComponentHealth, IngestionLogs, IngestionPipeline, PipelineState, PipelineStatus, PipelineType,
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{AutomationSpec, DeployOutcome, Executor, ExecutorError, RunSpec, StatusSink, now_ms};
+use crate::prepare::Preparer;
+
+/// Settings of the Argo executor.
+#[derive(Debug, Clone)]
+pub struct ArgoSettings {
+    pub client: ArgoClientConfig,
+    pub build: BuildConfig,
+    /// Time between `stop` (exit handler runs) and `terminate` of a killed run.
+    pub kill_grace: Duration,
+    /// Bytes per page of `getIngestionLogs`.
+    pub log_page_bytes: usize,
+    /// Log bytes read from Argo per request.
+    pub log_max_bytes: usize,
+}
+
+impl ArgoSettings {
+    pub fn new(client: ArgoClientConfig, build: BuildConfig) -> ArgoSettings {
+        ArgoSettings {
+            client,
+            build,
+            kill_grace: Duration::from_secs(30),
+            log_page_bytes: 256 * 1024,
+            log_max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    state: PipelineState,
+}
+
+struct Inner {
+    client: ArgoClient,
+    settings: ArgoSettings,
+    sink: StatusSink,
+    preparer: Arc<Preparer>,
+    /// Last state reported per workflow name.
+    runs: Mutex<HashMap<String, Tracked>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Runs pipelines as Argo Workflows.
+#[derive(Clone)]
+pub struct ArgoExecutor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ArgoExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgoExecutor")
+            .field("endpoint", &self.inner.client.endpoint())
+            .field("namespace", &self.inner.settings.build.namespace)
+            .finish()
+    }
+}
+
+fn argo_err(e: ArgoError) -> ExecutorError {
+    let text = e.to_string();
+    if e.is_not_found() {
+        return ExecutorError::NotFound(text);
+    }
+    if e.is_already_exists() {
+        return ExecutorError::Conflict(text);
+    }
+    if e.is_retryable() {
+        return ExecutorError::Unavailable(text);
+    }
+    ExecutorError::Failed(text)
+}
+
+fn build_err(e: runner_argo::BuildError) -> ExecutorError {
+    let text = e.to_string();
+    match e {
+        runner_argo::BuildError::Forbidden { .. } | runner_argo::BuildError::PlaintextSecret(_) => {
+            ExecutorError::Refused(text)
+        }
+        _ => ExecutorError::InvalidRequest(text),
+    }
+}
+
+fn to_state(s: runner_argo::PipelineState) -> PipelineState {
+    use runner_argo::PipelineState as A;
+    match s {
+        A::Queued => PipelineState::Queued,
+        A::Running => PipelineState::Running,
+        A::Success => PipelineState::Success,
+        A::Failed => PipelineState::Failed,
+        A::PartialSuccess => PipelineState::PartialSuccess,
+        A::Stopped => PipelineState::Stopped,
+    }
+}
+
+/// The status of a workflow as OpenMetadata wants it, with who it belongs to.
+fn status_of(wf: &Workflow) -> (String, PipelineType, PipelineStatus) {
+    let st = runner_argo::status::map_workflow(wf);
+    let fqn = wf
+        .metadata
+        .annotations
+        .get(ANNOTATION_PIPELINE_FQN)
+        .cloned()
+        .unwrap_or_else(|| wf.name().to_owned());
+    let kind = wf.label(LABEL_KIND).unwrap_or_default();
+    let ptype = match wf.label(LABEL_PIPELINE_TYPE) {
+        _ if kind == "automation" => PipelineType::Other("automation".into()),
+        Some(t) => PipelineType::parse(t),
+        None => PipelineType::Other("unknown".into()),
+    };
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("workflow".into(), Value::String(st.workflow_name.clone()));
+    if let Some(m) = &st.message {
+        metadata.insert("message".into(), Value::String(m.clone()));
+    }
+    let status = PipelineStatus {
+        run_id: st.run_id.clone().unwrap_or_else(|| wf.name().to_owned()),
+        pipeline_state: to_state(st.state),
+        start_date: st.start_date_ms,
+        timestamp: st.start_date_ms.or(Some(now_ms())),
+        end_date: st.end_date_ms,
+        status: None,
+        metadata: Some(metadata),
+    };
+    (fqn, ptype, status)
+}
+
+impl ArgoExecutor {
+    /// Builds the client and starts the watch that tracks this runner's workflows.
+    pub fn start(
+        settings: ArgoSettings,
+        sink: StatusSink,
+        preparer: Arc<Preparer>,
+    ) -> Result<ArgoExecutor, ExecutorError> {
+        if settings.build.secrets_delivery == SecretsDelivery::Runner {
+            return Err(ExecutorError::InvalidRequest(
+                "SECRETS_DELIVERY=runner needs the Kubernetes API to create per-run Secrets, which this runner does not do yet; set SECRETS_DELIVERY=pod (the pod resolves `secret:` references with its own identity)".into(),
+            ));
+        }
+        let client = ArgoClient::new(settings.client.clone()).map_err(argo_err)?;
+        let inner = Arc::new(Inner {
+            client,
+            settings,
+            sink,
+            preparer,
+            runs: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let watcher = inner.clone();
+        inner
+            .tracker
+            .spawn(async move { watcher.watch_loop().await });
+        Ok(ArgoExecutor { inner })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn ns(&self) -> &str {
+        &self.settings.build.namespace
+    }
+
+    fn runner_id(&self) -> &str {
+        &self.settings.build.runner_id
+    }
+
+    /// Records a workflow's state; publishes it when it changed.
+    fn observe(&self, wf: &Workflow) {
+        let (fqn, ptype, status) = status_of(wf);
+        let changed = {
+            let mut runs = lock(&self.runs);
+            let prev = runs.insert(
+                wf.name().to_owned(),
+                Tracked {
+                    state: status.pipeline_state,
+                },
+            );
+            prev.is_none_or(|p| p.state != status.pipeline_state)
+        };
+        if changed {
+            self.sink.publish(&fqn, &ptype, status);
+        }
+    }
+
+    async fn watch_loop(self: Arc<Self>) {
+        let selector = runner_selector(self.runner_id());
+        let mut delay = Duration::from_millis(500);
+        loop {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            let result = async {
+                let list = self.client.list_workflows(self.ns(), &selector).await?;
+                for wf in &list.items {
+                    self.observe(wf);
+                }
+                let rv = list.metadata.resource_version.clone();
+                let mut stream = self
+                    .client
+                    .watch_workflows(self.ns(), &selector, rv.as_deref())
+                    .await?;
+                while let Some(item) = stream.next().await {
+                    if let Some(wf) = item?.object {
+                        self.observe(&wf);
+                    }
+                }
+                Ok::<(), ArgoError>(())
+            };
+            let outcome = tokio::select! {
+                r = result => r,
+                _ = self.shutdown.cancelled() => return,
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::debug!("Argo watch ended; re-listing and watching again");
+                    delay = Duration::from_millis(500);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Argo watch failed");
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn workflows_of(&self, selector: &str) -> Result<Vec<Workflow>, ExecutorError> {
+        let mut items = self
+            .client
+            .list_workflows(self.ns(), selector)
+            .await
+            .map_err(argo_err)?
+            .items;
+        // Newest first.
+        items.sort_by(|a, b| {
+            let t = |w: &Workflow| w.metadata.creation_timestamp.clone().unwrap_or_default();
+            t(b).cmp(&t(a))
+        });
+        Ok(items)
+    }
+}
+
+fn pipeline_json(pipeline: &IngestionPipeline) -> Result<Value, ExecutorError> {
+    serde_json::to_value(pipeline)
+        .map_err(|e| ExecutorError::InvalidRequest(format!("pipeline `{}`: {e}", pipeline.fqn())))
+}
+
+#[async_trait]
+impl Executor for ArgoExecutor {
+    fn kind(&self) -> &'static str {
+        "argo"
+    }
+
+    fn namespace(&self) -> &str {
+        self.inner.ns()
+    }
+
+    /// Argo schedules runs on the cluster's capacity: no fixed bound here (0).
+    fn capacity(&self) -> u32 {
+        0
+    }
+
+    fn runs_in_flight(&self) -> u32 {
+        lock(&self.inner.runs)
+            .values()
+            .filter(|t| !t.state.is_terminal())
+            .count() as u32
+    }
+
+    async fn deploy(
+        &self,
+        pipeline: &IngestionPipeline,
+        service: Option<&Value>,
+    ) -> Result<DeployOutcome, ExecutorError> {
+        // Every reference must resolve now, though the pod resolves them itself at run time.
+        self.inner
+            .preparer
+            .pipeline_run(pipeline, service, "deploy-check", None)
+            .await
+            .map_err(|e| ExecutorError::InvalidRequest(e.message))?;
+        let pj = pipeline_json(pipeline)?;
+        let built =
+            build_cron_workflow(&self.inner.settings.build, &pj, service).map_err(build_err)?;
+        let Some(built) = built else {
+            // No schedule (any more): remove a previous one.
+            let name = cron_workflow_name(&pipeline.name, pipeline.fqn());
+            match self
+                .inner
+                .client
+                .delete_cron_workflow(self.inner.ns(), &name)
+                .await
+            {
+                Ok(()) | Err(ArgoError::NotFound { .. }) => {}
+                Err(e) => return Err(argo_err(e)),
+            }
+            return Ok(DeployOutcome {
+                scheduled: false,
+                message: "deployed; no schedule (runs on demand)".into(),
+            });
+        };
+        let name = built
+            .cron_workflow
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default();
+        let (_, created) = self
+            .inner
+            .client
+            .apply_cron_workflow(self.inner.ns(), &built.cron_workflow)
+            .await
+            .map_err(argo_err)?;
+        let suspended = built.cron_workflow.spec.suspend.unwrap_or(false);
+        Ok(DeployOutcome {
+            scheduled: !suspended,
+            message: format!(
+                "deployed; CronWorkflow {}/{name} {}{}",
+                self.inner.ns(),
+                if created { "created" } else { "updated" },
+                if suspended { " (suspended)" } else { "" }
+            ),
+        })
+    }
+
+    async fn run(&self, spec: RunSpec) -> Result<PipelineStatus, ExecutorError> {
+        let mut pj = pipeline_json(&spec.pipeline)?;
+        if let Some(over) = spec.config_override.as_ref()
+            && let Some(sc) = pj.get_mut("sourceConfig").and_then(Value::as_object_mut)
+        {
+            sc.insert("config".into(), over.clone());
+        }
+        let built = build_run_workflow(
+            &self.inner.settings.build,
+            &RunRequest {
+                pipeline: &pj,
+                service: spec.service.as_ref(),
+                run_id: &spec.run_id,
+                overrides: None,
+            },
+        )
+        .map_err(build_err)?;
+        let (wf, created) = self
+            .inner
+            .client
+            .create_workflow_idempotent(self.inner.ns(), &built.workflow, LABEL_RUN_ID)
+            .await
+            .map_err(argo_err)?;
+        if !created {
+            tracing::info!(run_id = %spec.run_id, workflow = wf.name(), "run already submitted; not creating a second workflow");
+        }
+        self.inner.observe(&wf);
+        Ok(status_of(&wf).2)
+    }
+
+    async fn kill(
+        &self,
+        pipeline: &IngestionPipeline,
+        run_id: Option<&str>,
+    ) -> Result<u32, ExecutorError> {
+        let selector = match run_id {
+            Some(id) => run_selector(self.inner.runner_id(), id),
+            None => pipeline_selector(self.inner.runner_id(), pipeline.fqn()),
+        };
+        let targets: Vec<Workflow> = self
+            .inner
+            .workflows_of(&selector)
+            .await?
+            .into_iter()
+            .filter(|w| !status_of(w).2.pipeline_state.is_terminal())
+            .collect();
+        if targets.is_empty() && run_id.is_some() {
+            return Err(ExecutorError::NotFound(format!(
+                "no unfinished run `{}` of `{}` in namespace {}",
+                run_id.unwrap_or_default(),
+                pipeline.fqn(),
+                self.inner.ns()
+            )));
+        }
+        for wf in &targets {
+            let name = wf.name().to_owned();
+            self.inner
+                .client
+                .stop_workflow(
+                    self.inner.ns(),
+                    &name,
+                    Some("stopped on request from the control plane"),
+                )
+                .await
+                .map_err(argo_err)?;
+            // Terminate if the exit handler does not let it finish within the grace period.
+            let inner = self.inner.clone();
+            self.inner.tracker.spawn(async move {
+                tokio::time::sleep(inner.settings.kill_grace).await;
+                let done = lock(&inner.runs).get(&name).is_some_and(|t| t.state.is_terminal());
+                if !done
+                    && let Err(e) = inner.client.terminate_workflow(inner.ns(), &name).await
+                    && !e.is_not_found()
+                {
+                    tracing::warn!(workflow = %name, error = %e, "terminate after the kill grace period failed");
+                }
+                }
+            });
+        }
+        Ok(targets.len() as u32)
+    }
+
+    async fn delete(&self, pipeline: &IngestionPipeline) -> Result<(), ExecutorError> {
+        let name = cron_workflow_name(&pipeline.name, pipeline.fqn());
+        match self
+            .inner
+            .client
+            .delete_cron_workflow(self.inner.ns(), &name)
+            .await
+        {
+            Ok(()) | Err(ArgoError::NotFound { .. }) => {}
+            Err(e) => return Err(argo_err(e)),
+        }
+        self.inner
+            .client
+            .delete_workflows_by_label(
+                self.inner.ns(),
+                &pipeline_selector(self.inner.runner_id(), pipeline.fqn()),
+            )
+            .await
+            .map_err(argo_err)?;
+        Ok(())
+    }
+
+    async fn toggle(
+        &self,
+        pipeline: &IngestionPipeline,
+        enabled: bool,
+    ) -> Result<(), ExecutorError> {
+        let name = cron_workflow_name(&pipeline.name, pipeline.fqn());
+        let result = if enabled {
+            self.inner
+                .client
+                .resume_cron_workflow(self.inner.ns(), &name)
+                .await
+        } else {
+            self.inner
+                .client
+                .suspend_cron_workflow(self.inner.ns(), &name)
+                .await
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Err(ExecutorError::NotFound(format!(
+                "pipeline `{}` has no CronWorkflow {}/{name}: deploy it with a scheduleInterval first",
+                pipeline.fqn(),
+                self.inner.ns()
+            ))),
+            Err(e) => Err(argo_err(e)),
+        }
+    }
+
+    async fn statuses(
+        &self,
+        pipeline: &IngestionPipeline,
+    ) -> Result<Vec<PipelineStatus>, ExecutorError> {
+        let selector = pipeline_selector(self.inner.runner_id(), pipeline.fqn());
+        Ok(self
+            .inner
+            .workflows_of(&selector)
+            .await?
+            .iter()
+            .map(|w| status_of(w).2)
+            .collect())
+    }
+
+    async fn logs(
+        &self,
+        pipeline: &IngestionPipeline,
+        run_id: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<IngestionLogs, ExecutorError> {
+        let selector = match run_id {
+            Some(id) => run_selector(self.inner.runner_id(), id),
+            None => pipeline_selector(self.inner.runner_id(), pipeline.fqn()),
+        };
+        let wf = self
+            .inner
+            .workflows_of(&selector)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ExecutorError::NotFound(format!(
+                    "no workflow for `{}`{} in namespace {}",
+                    pipeline.fqn(),
+                    run_id.map(|r| format!(" run {r}")).unwrap_or_default(),
+                    self.inner.ns()
+                ))
+            })?;
+        let stream = self
+            .inner
+            .client
+            .workflow_logs(self.inner.ns(), wf.name(), &LogOptions::default())
+            .await
+            .map_err(argo_err)?;
+        let text = runner_argo::logs::collect_log_text(stream, self.inner.settings.log_max_bytes)
+            .await
+            .map_err(argo_err)?;
+        let page = runner_argo::logs::page_logs(
+            pipeline.pipeline_type.as_str(),
+            &text,
+            after,
+            self.inner.settings.log_page_bytes,
+        );
+        let mut tasks = std::collections::BTreeMap::new();
+        tasks.insert(page.task_key, page.content);
+        Ok(IngestionLogs {
+            tasks,
+            total: page.total as u32,
+            after: page.after.map(|a| a.to_string()),
+        })
+    }
+
+    async fn run_automation(&self, spec: AutomationSpec) -> Result<(), ExecutorError> {
+        // The Workflow carries the original (unresolved) automation: values stay out of etcd.
+        let built =
+            build_automation_workflow(&self.inner.settings.build, &spec.original, &spec.run_id)
+                .map_err(build_err)?;
+        let (wf, _) = self
+            .inner
+            .client
+            .create_workflow_idempotent(self.inner.ns(), &built.workflow, LABEL_RUN_ID)
+            .await
+            .map_err(argo_err)?;
+        self.inner.observe(&wf);
+        Ok(())
+    }
+
+    async fn health(&self) -> ComponentHealth {
+        match self.inner.client.version().await {
+            Ok(_) => ComponentHealth {
+                ok: true,
+                detail: None,
+            },
+            Err(e) => ComponentHealth {
+                ok: false,
+                detail: Some(e.to_string()),
+            },
+        }
+    }
+
+    async fn shutdown(&self, _grace: Duration) {
+        // Runs keep going in Argo; the next runner re-attaches to them.
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tracker.wait()).await;
+    }
+}
