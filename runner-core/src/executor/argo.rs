@@ -438,7 +438,6 @@ impl Executor for ArgoExecutor {
                 {
                     tracing::warn!(workflow = %name, error = %e, "terminate after the kill grace period failed");
                 }
-                }
             });
         }
         Ok(targets.len() as u32)
