@@ -164,6 +164,15 @@ pub fn informer(
                             };
                             return Some((out, st));
                         }
+                        Some(Err(error @ ArgoError::Timeout { .. })) => {
+                            // idle (no event, no keep-alive): re-watch from where we were; a
+                            // too-old resourceVersion then comes back as an error -> re-list
+                            st.watch = None;
+                            st.next = Next::Watch;
+                            let retry_in = st.backoff();
+                            st.sleep = Some(retry_in);
+                            return Some((InformerEvent::Interrupted { error, retry_in }, st));
+                        }
                         Some(Err(error)) => {
                             st.watch = None;
                             st.next = Next::List;

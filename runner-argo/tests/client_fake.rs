@@ -996,3 +996,46 @@ async fn kill_stops_then_terminates_after_the_grace_period() {
         .unwrap();
     assert!(!t2 && w2.phase() == Some("Failed"));
 }
+
+#[tokio::test]
+async fn informer_request_rate_does_not_grow_with_the_number_of_runs() {
+    use runner_argo::{InformerConfig, InformerEvent, informer};
+    let mut counts = Vec::new();
+    for n in [10usize, 200] {
+        let fake = FakeArgo::start(FakeConfig {
+            keepalive: Duration::from_millis(100),
+            phase_plan: vec![PhaseStep::new(Duration::ZERO, "Running")],
+            ..fast_fake()
+        })
+        .await
+        .unwrap();
+        let c = client_for(&fake, |cfg| {
+            cfg.stream_idle_timeout = Duration::from_secs(2)
+        });
+        for i in 0..n {
+            c.create_workflow(NS, &run_wf(&format!("n{i}")))
+                .await
+                .unwrap();
+        }
+        fake.reset_requests();
+        let mut inf = Box::pin(informer(
+            c.clone(),
+            NS,
+            &selector(),
+            InformerConfig::default(),
+        ));
+        match inf.next().await.unwrap() {
+            InformerEvent::Resync(items) => assert_eq!(items.len(), n),
+            other => panic!("{other:?}"),
+        }
+        // track them for a while (keep-alives only)
+        let idle = tokio::time::timeout(Duration::from_millis(1500), inf.next()).await;
+        assert!(idle.is_err(), "nothing happens: {idle:?}");
+        counts.push(fake.request_count());
+    }
+    assert_eq!(
+        counts,
+        vec![2, 2],
+        "one list and one watch, whatever the number of runs"
+    );
+}
