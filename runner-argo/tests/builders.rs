@@ -692,3 +692,74 @@ fn realistic_server_workflow_decodes_with_numeric_retry_limit() {
         Some("9d3c1a8e-2f4b-4c6d-8e9f-0a1b2c3d4e5f")
     );
 }
+
+#[test]
+fn image_tags_follow_the_server_version() {
+    use runner_argo::build::image_with_tag;
+    assert_eq!(
+        image_with_tag(
+            "docker.getcollate.io/openmetadata/ingestion-base:1.8.0",
+            "v1.9.2"
+        ),
+        "docker.getcollate.io/openmetadata/ingestion-base:1.9.2"
+    );
+    assert_eq!(
+        image_with_tag("registry:5000/om/ingestion", "1.9.2"),
+        "registry:5000/om/ingestion:1.9.2"
+    );
+    assert_eq!(
+        image_with_tag("registry:5000/om/ingestion:old", "1.9.2"),
+        "registry:5000/om/ingestion:1.9.2"
+    );
+    assert_eq!(
+        image_with_tag("om/ingestion@sha256:abcd", "1.9.2"),
+        "om/ingestion@sha256:abcd"
+    );
+    let c = BuildConfig::from_lookup(|k| match k {
+        "INGESTION_IMAGE" => Some("i:1".into()),
+        "DYNAMIC_INGESTION_VERSION_ENABLED" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(c.dynamic_ingestion_version);
+}
+
+#[test]
+fn workflow_config_per_pipeline_type() {
+    let svc = fixture("service_mysql.json");
+    let mut all = serde_json::Map::new();
+    for t in [
+        "metadata",
+        "usage",
+        "lineage",
+        "profiler",
+        "autoClassification",
+        "dbt",
+        "TestSuite",
+        "dataInsight",
+        "elasticSearchReindex",
+        "application",
+    ] {
+        let mut p = fixture("pipeline_metadata.json");
+        p["pipelineType"] = json!(t);
+        if t == "application" {
+            p["sourceConfig"] = json!({"config": {"type": "Application", "sourcePythonClass": "metadata.applications.auto_tagger.AutoTaggerApp", "appConfig": {"type": "AutoTagger"}}});
+        }
+        let cfg = build::workflow_config(&p, Some(&svc), Some("run-1")).unwrap();
+        assert_eq!(cfg["pipelineRunId"], "run-1", "{t}");
+        assert_eq!(
+            cfg["ingestionPipelineFQN"], "mysql_prod.mysql_prod_metadata_Ingestion",
+            "{t}"
+        );
+        assert_eq!(cfg["workflowConfig"]["loggerLevel"], "DEBUG", "{t}");
+        all.insert(t.to_owned(), cfg);
+    }
+    assert_eq!(all["usage"]["source"]["type"], "mysql-usage");
+    assert_eq!(all["lineage"]["source"]["type"], "mysql-lineage");
+    assert_eq!(all["profiler"]["processor"]["type"], "orm-profiler");
+    assert_eq!(
+        all["application"]["sourcePythonClass"],
+        "metadata.applications.auto_tagger.AutoTaggerApp"
+    );
+    snapshot("workflow_config_by_type", &Value::Object(all));
+}

@@ -141,6 +141,9 @@ pub struct BuildConfig {
     pub workflow_spec: Option<Value>,
     /// `SECRETS_DELIVERY`.
     pub secrets_delivery: SecretsDelivery,
+    /// `DYNAMIC_INGESTION_VERSION_ENABLED`: the caller replaces the image tag with the
+    /// OpenMetadata server's version (see [`image_with_tag`]) before building.
+    pub dynamic_ingestion_version: bool,
     /// Env the pod needs to resolve `secret:` references itself (SECRETS_DELIVERY=pod only),
     /// e.g. `SECRETS_MANAGER` and the provider's settings. Never secret values: use
     /// `valueFrom` for credentials.
@@ -167,6 +170,7 @@ impl Default for BuildConfig {
             container_spec: None,
             workflow_spec: None,
             secrets_delivery: SecretsDelivery::Runner,
+            dynamic_ingestion_version: false,
             pod_env: Vec::new(),
         }
     }
@@ -284,11 +288,30 @@ impl BuildConfig {
         if let Some((n, p)) = val(&["ARGO_INGESTION_WORKFLOW_SPEC_FILE_PATH"]) {
             c.workflow_spec = Some(read(&n, &p)?);
         }
+        if let Some((n, v)) = val(&["DYNAMIC_INGESTION_VERSION_ENABLED"]) {
+            c.dynamic_ingestion_version = parse_bool(&n, &v)?;
+        }
         if let Some((_, v)) = val(&["SECRETS_DELIVERY"]) {
             c.secrets_delivery = SecretsDelivery::parse(&v)?;
         }
         Ok(c)
     }
+}
+
+/// `image` with its tag replaced by `tag` (a leading `v` is dropped: server `v1.9.0` ->
+/// tag `1.9.0`). Registry ports are kept (`host:5000/repo:old` -> `host:5000/repo:new`); a
+/// digest-pinned image (`@sha256:...`) is returned unchanged.
+pub fn image_with_tag(image: &str, tag: &str) -> String {
+    let tag = tag.trim().trim_start_matches('v');
+    if image.contains('@') || tag.is_empty() {
+        return image.to_owned();
+    }
+    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let repo = match image[last_slash..].rfind(':') {
+        Some(i) => &image[..last_slash + i],
+        None => image,
+    };
+    format!("{repo}:{tag}")
 }
 
 fn parse_bool(n: &str, v: &str) -> Result<bool, BuildError> {

@@ -83,6 +83,7 @@ pub fn full_config() -> BuildConfig {
             .unwrap(),
         ),
         secrets_delivery: SecretsDelivery::Runner,
+        dynamic_ingestion_version: false,
         pod_env: vec![],
     }
 }
