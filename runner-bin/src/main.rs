@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use runner_core::argo::{ArgoClientConfig, BuildConfig};
+use runner_core::executor::argo::{ArgoExecutor, ArgoSettings};
 use runner_core::executor::local::LocalExecutor;
 use runner_core::executor::{Executor, StatusSink};
 use runner_core::secrets::{SecretError, SecretResolver, SecretsConfig};
@@ -136,6 +138,12 @@ fn main() -> ExitCode {
                     eprintln!("error: {e:#}");
                     let config_like = e.chain().any(|c| {
                         c.downcast_ref::<SecretError>().is_some()
+                            || c.downcast_ref::<runner_core::argo::BuildError>().is_some()
+                            || c.downcast_ref::<runner_core::ExecutorError>().is_some()
+                            || matches!(
+                                c.downcast_ref::<runner_core::argo::ArgoError>(),
+                                Some(runner_core::argo::ArgoError::Config(_))
+                            )
                             || c.downcast_ref::<CoreError>().is_some_and(|c| {
                                 matches!(
                                     c,
@@ -223,7 +231,10 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
     rt.block_on(async move {
         let resolver = build_resolver(raw).await?;
         tracing::info!(provider = ?resolver.provider_kind(), "secrets backend ready");
-        let preparer = Arc::new(Preparer::new(Some(Arc::new(resolver)), settings.server_host_api_url.clone()));
+        let preparer = Arc::new(Preparer::new(
+            Some(Arc::new(resolver)),
+            settings.server_host_api_url.clone(),
+        ));
         let outbox = Arc::new(Outbox::new(settings.runner.outbox_capacity));
         let executor: Arc<dyn Executor> = match settings.executor {
             ExecutorKind::Local => Arc::new(LocalExecutor::start(
@@ -231,9 +242,28 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
                 StatusSink::new(outbox.clone()),
                 preparer.clone(),
             )),
-            ExecutorKind::Argo => anyhow::bail!(
-                "EXECUTOR_TYPE=argo (or PIPELINE_SERVICE_CLIENT_ENDPOINT set): the Argo executor is not wired into this build yet; set EXECUTOR_TYPE=local to run pipelines as local processes"
-            ),
+            ExecutorKind::Argo => {
+                let agent_id = settings.runner.agent_id.clone();
+                let lookup = |k: &str| {
+                    if k == "AGENT_ID" {
+                        return Some(agent_id.clone());
+                    }
+                    raw.get(k)
+                        .map(str::to_owned)
+                        .or_else(|| std::env::var(k).ok())
+                };
+                let client =
+                    ArgoClientConfig::from_lookup(lookup).context("Argo client configuration")?;
+                let build =
+                    BuildConfig::from_lookup(lookup).context("Argo workflow configuration")?;
+                let argo = ArgoExecutor::start(
+                    ArgoSettings::new(client, build),
+                    StatusSink::new(outbox.clone()),
+                    preparer.clone(),
+                )
+                .context("starting the Argo executor")?;
+                Arc::new(argo)
+            }
         };
         tracing::info!(
             agent = %settings.runner.agent_id,

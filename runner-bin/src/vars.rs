@@ -181,6 +181,16 @@ pub const VARS: &[Var] = &[
         None,
         "GCP project of short secret ids",
     ),
+    var(
+        "SECRETS_DELIVERY",
+        Some("pod"),
+        "How Argo pods get resolved secrets: pod (they resolve references themselves)",
+    ),
+    var(
+        "ARGO_TOKEN_FILE",
+        None,
+        "File holding the Argo token, re-read when it changes",
+    ),
     // Ingestion workload (both executors).
     alias(
         "INGESTION_EXTRA_ENVS",

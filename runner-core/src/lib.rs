@@ -26,6 +26,8 @@ pub use executor::{Executor, ExecutorError};
 pub use outbox::Outbox;
 pub use prepare::Preparer;
 pub use runner::{Runner, RunnerStatus};
+/// The Argo crate, for callers that configure the Argo executor.
+pub use runner_argo as argo;
 /// The secrets crate, for callers that configure the resolver.
 pub use runner_secrets as secrets;
 
