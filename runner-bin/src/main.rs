@@ -113,7 +113,7 @@ fn main() -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(EXIT_RUNTIME),
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", render(&e));
                     ExitCode::from(EXIT_CONFIG)
                 }
             }
@@ -134,8 +134,8 @@ fn main() -> ExitCode {
             match run(settings, &raw) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("error: {e:#}");
+                    // Logging is up and writes to stderr: one line, not two.
+                    tracing::error!("{}", render(&e));
                     let config_like = e.chain().any(|c| {
                         c.downcast_ref::<SecretError>().is_some()
                             || c.downcast_ref::<runner_core::argo::BuildError>().is_some()
@@ -160,6 +160,23 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, each cause once: libraries that put a cause's text into their own
+/// message and also keep it as `source` are not repeated.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn config_error(e: &ConfigError) -> ExitCode {
@@ -200,9 +217,12 @@ fn secrets_config(raw: &Raw) -> anyhow::Result<SecretsConfig> {
 
 async fn build_resolver(raw: &Raw) -> anyhow::Result<SecretResolver> {
     let config = secrets_config(raw)?;
-    let manager = config.manager;
+    let manager = raw
+        .get("SECRETS_MANAGER")
+        .unwrap_or("kubernetes")
+        .to_owned();
     config.build_resolver().await.with_context(|| {
-        format!("cannot set up the secrets backend SECRETS_MANAGER={manager:?}; check its settings in docs/secrets.md, or choose another SECRETS_MANAGER")
+        format!("cannot set up the secrets backend SECRETS_MANAGER={manager}; check its settings in docs/secrets.md, or choose another SECRETS_MANAGER")
     })
 }
 

@@ -104,6 +104,7 @@ async fn inner() -> anyhow::Result<()> {
         .env("AUTH_TOKEN", "bench")
         .env("AGENT_ID", "bench")
         .env("EXECUTOR_TYPE", "local")
+        .env("SECRETS_MANAGER", "env")
         .env("LOG_LEVEL", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true)
