@@ -22,6 +22,7 @@ use runner_argo::build::{
     SecretsDelivery, build_automation_workflow, build_cron_workflow, build_run_workflow,
     cron_workflow_name, pipeline_selector, run_selector, runner_selector,
 };
+use runner_argo::informer::{InformerConfig, InformerEvent, informer};
 use runner_argo::model::Workflow;
 use runner_argo::{ArgoClient, ArgoClientConfig, ArgoError, BuildConfig, LogOptions};
 use runner_protocol::{
@@ -219,47 +220,33 @@ impl Inner {
         }
     }
 
+    /// Follows this runner's workflows through `runner-argo`'s informer (one list, then one
+    /// watch; re-watch after EOF, re-list after errors). The first list re-attaches the runs a
+    /// previous runner process left going.
     async fn watch_loop(self: Arc<Self>) {
         let selector = runner_selector(self.runner_id());
-        let mut delay = Duration::from_millis(500);
+        let events = informer(
+            self.client.clone(),
+            self.ns(),
+            &selector,
+            InformerConfig::default(),
+        );
+        tokio::pin!(events);
         loop {
-            if self.shutdown.is_cancelled() {
-                return;
-            }
-            let result = async {
-                let list = self.client.list_workflows(self.ns(), &selector).await?;
-                for wf in &list.items {
-                    self.observe(wf);
-                }
-                let rv = list.metadata.resource_version.clone();
-                let mut stream = self
-                    .client
-                    .watch_workflows(self.ns(), &selector, rv.as_deref())
-                    .await?;
-                while let Some(item) = stream.next().await {
-                    if let Some(wf) = item?.object {
-                        self.observe(&wf);
-                    }
-                }
-                Ok::<(), ArgoError>(())
-            };
-            let outcome = tokio::select! {
-                r = result => r,
+            let event = tokio::select! {
+                e = events.next() => e,
                 _ = self.shutdown.cancelled() => return,
             };
-            match outcome {
-                Ok(()) => {
-                    tracing::debug!("Argo watch ended; re-listing and watching again");
-                    delay = Duration::from_millis(500);
+            match event {
+                None => return,
+                Some(InformerEvent::Resync(items)) => items.iter().for_each(|wf| self.observe(wf)),
+                Some(InformerEvent::Applied(wf)) => self.observe(&wf),
+                Some(InformerEvent::Deleted(wf)) => {
+                    lock(&self.runs).remove(wf.name());
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Argo watch failed");
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                Some(InformerEvent::Interrupted { error, retry_in }) => {
+                    tracing::warn!(%error, retry_in_ms = retry_in.as_millis() as u64, "Argo watch interrupted");
                 }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.shutdown.cancelled() => return,
             }
         }
     }
