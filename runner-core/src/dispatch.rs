@@ -455,6 +455,9 @@ fn application_pipeline(app: &Value) -> Result<IngestionPipeline, ErrorBody> {
             "appPrivateConfig": app.get("privateConfiguration").cloned().unwrap_or(Value::Null),
         }},
         "airflowConfig": {},
+        // The platform's connection for the app to report to; SERVER_HOST_API_URL fills its
+        // hostPort when the control plane leaves it out.
+        "openMetadataServerConnection": app.get("openMetadataServerConnection").cloned().unwrap_or_else(|| json!({})),
     }))
     .map_err(|e| {
         ErrorBody::new(

@@ -14,7 +14,7 @@ use serde_json::json;
 fn pipeline(schedule: &str) -> IngestionPipeline {
     serde_json::from_value(json!({
         "name": "nightly", "fullyQualifiedName": "svc.nightly", "pipelineType": "metadata",
-        "sourceConfig": {"config": {}}, "airflowConfig": {"scheduleInterval": schedule}
+        "sourceConfig": {"config": {}}, "airflowConfig": {"scheduleInterval": schedule}, "openMetadataServerConnection": {"hostPort": "http://om:8585/api"}
     }))
     .unwrap()
 }
@@ -44,7 +44,8 @@ async fn cron_fires_on_time_and_toggle_pauses_it() {
         StatusSink::new(outbox.clone()),
         Arc::new(runner_core::Preparer::default()),
     );
-    let outcome = ex.deploy(&pipeline("*/5 * * * *"), None).await.unwrap();
+    let service = json!({"name": "svc", "serviceType": "Mysql", "connection": {"config": {"type": "Mysql"}}});
+    let outcome = ex.deploy(&pipeline("*/5 * * * *"), Some(&service)).await.unwrap();
     assert!(outcome.scheduled, "{}", outcome.message);
     assert_eq!(runs(&outbox), 0);
 

@@ -45,6 +45,7 @@ fn pipeline(name: &str, schedule: Option<&str>) -> IngestionPipeline {
         "sourceConfig": {"config": {"type": "DatabaseMetadata", "includeViews": true}},
         "airflowConfig": {"scheduleInterval": schedule, "pipelineTimezone": "UTC"},
         "loggerLevel": "INFO",
+        "openMetadataServerConnection": {"hostPort": "http://openmetadata:8585/api", "authProvider": "openmetadata"},
         "enabled": true
     }))
     .expect("valid pipeline")

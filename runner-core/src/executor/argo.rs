@@ -202,6 +202,14 @@ impl Inner {
         &self.settings.build.runner_id
     }
 
+    /// Label selector of one run (`Some(run_id)`) or of every run of the pipeline.
+    fn selector(&self, pipeline: &IngestionPipeline, run_id: Option<&str>) -> String {
+        match run_id {
+            Some(id) => run_selector(self.runner_id(), id),
+            None => pipeline_selector(self.runner_id(), pipeline.fqn()),
+        }
+    }
+
     /// Records a workflow's state; publishes it when it changed.
     fn observe(&self, wf: &Workflow) {
         let (fqn, ptype, status) = status_of(wf);
@@ -384,10 +392,7 @@ impl Executor for ArgoExecutor {
         pipeline: &IngestionPipeline,
         run_id: Option<&str>,
     ) -> Result<u32, ExecutorError> {
-        let selector = match run_id {
-            Some(id) => run_selector(self.inner.runner_id(), id),
-            None => pipeline_selector(self.inner.runner_id(), pipeline.fqn()),
-        };
+        let selector = self.inner.selector(pipeline, run_id);
         let targets: Vec<Workflow> = self
             .inner
             .workflows_of(&selector)
@@ -500,10 +505,7 @@ impl Executor for ArgoExecutor {
         run_id: Option<&str>,
         after: Option<&str>,
     ) -> Result<IngestionLogs, ExecutorError> {
-        let selector = match run_id {
-            Some(id) => run_selector(self.inner.runner_id(), id),
-            None => pipeline_selector(self.inner.runner_id(), pipeline.fqn()),
-        };
+        let selector = self.inner.selector(pipeline, run_id);
         let wf = self
             .inner
             .workflows_of(&selector)

@@ -154,7 +154,8 @@ pub fn pipeline(name: &str) -> IngestionPipeline {
         "pipelineType": "metadata",
         "sourceConfig": {"config": {"type": "DatabaseMetadata"}},
         "airflowConfig": {"scheduleInterval": "0 * * * *"},
-        "enabled": true
+        "enabled": true,
+        "openMetadataServerConnection": {"hostPort": "http://openmetadata:8585/api", "authProvider": "openmetadata"}
     }))
     .unwrap()
 }
