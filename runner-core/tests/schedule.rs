@@ -44,8 +44,12 @@ async fn cron_fires_on_time_and_toggle_pauses_it() {
         StatusSink::new(outbox.clone()),
         Arc::new(runner_core::Preparer::default()),
     );
-    let service = json!({"name": "svc", "serviceType": "Mysql", "connection": {"config": {"type": "Mysql"}}});
-    let outcome = ex.deploy(&pipeline("*/5 * * * *"), Some(&service)).await.unwrap();
+    let service =
+        json!({"name": "svc", "serviceType": "Mysql", "connection": {"config": {"type": "Mysql"}}});
+    let outcome = ex
+        .deploy(&pipeline("*/5 * * * *"), Some(&service))
+        .await
+        .unwrap();
     assert!(outcome.scheduled, "{}", outcome.message);
     assert_eq!(runs(&outbox), 0);
 
