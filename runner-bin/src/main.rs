@@ -189,7 +189,11 @@ fn config_error(e: &ConfigError) -> ExitCode {
 
 fn init_logging(log: &settings::LogSettings) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Transport libraries dump raw requests (with the `Authorization` header) at trace level:
+    // whatever LOG_LEVEL says, they log at debug at most.
+    const CAPS: &str = "tungstenite=debug,tokio_tungstenite=debug,hyper=debug,hyper_util=debug,h2=debug,reqwest=debug,rustls=debug";
+    let filter = EnvFilter::try_new(format!("{},{CAPS}", log.filter))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{CAPS}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -279,7 +283,6 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
                 let argo = ArgoExecutor::start(
                     ArgoSettings::new(client, build),
                     StatusSink::new(outbox.clone()),
-                    preparer.clone(),
                 )
                 .context("starting the Argo executor")?;
                 Arc::new(argo)

@@ -240,6 +240,16 @@ impl Dispatcher {
         match request {
             Request::Ping {} => Response::Result(OpResult::Pong {}),
             Request::DeployPipeline { pipeline, service } => {
+                // Every `secret:` reference must resolve now, so a broken one fails the deploy
+                // instead of the first scheduled run. The values are dropped here; a scheduled
+                // run resolves again when it fires.
+                if let Err(e) = self
+                    .preparer
+                    .pipeline_run(&pipeline, service.as_ref(), "deploy-check", None)
+                    .await
+                {
+                    return err(e);
+                }
                 match ex.deploy(&pipeline, service.as_ref()).await {
                     Ok(outcome) => ok(outcome.message, None),
                     Err(e) => err(e.to_body()),

@@ -34,7 +34,7 @@ fn plan(running_after_ms: u64, done_after_ms: Option<u64>) -> FakeConfig {
 fn argo_setup(fake: &FakeArgo) -> Setup {
     let url = fake.url();
     Setup {
-        executor: Some(Box::new(move |sink, preparer| {
+        executor: Some(Box::new(move |sink, _preparer| {
             let build = BuildConfig {
                 runner_id: "agent-test".into(),
                 image: "openmetadata/ingestion:1.9.0".into(),
@@ -48,7 +48,7 @@ fn argo_setup(fake: &FakeArgo) -> Setup {
             };
             let mut settings = ArgoSettings::new(client, build);
             settings.kill_grace = Duration::from_millis(500);
-            Arc::new(ArgoExecutor::start(settings, sink, preparer).expect("argo executor"))
+            Arc::new(ArgoExecutor::start(settings, sink).expect("argo executor"))
         })),
         ..Default::default()
     }

@@ -33,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AutomationSpec, DeployOutcome, Executor, ExecutorError, RunSpec, StatusSink, now_ms};
-use crate::prepare::Preparer;
 
 /// Settings of the Argo executor.
 #[derive(Debug, Clone)]
@@ -69,7 +68,6 @@ struct Inner {
     client: ArgoClient,
     settings: ArgoSettings,
     sink: StatusSink,
-    preparer: Arc<Preparer>,
     /// Last state reported per workflow name.
     runs: Mutex<HashMap<String, Tracked>>,
     shutdown: CancellationToken,
@@ -161,11 +159,7 @@ fn status_of(wf: &Workflow) -> (String, PipelineType, PipelineStatus) {
 
 impl ArgoExecutor {
     /// Builds the client and starts the watch that tracks this runner's workflows.
-    pub fn start(
-        settings: ArgoSettings,
-        sink: StatusSink,
-        preparer: Arc<Preparer>,
-    ) -> Result<ArgoExecutor, ExecutorError> {
+    pub fn start(settings: ArgoSettings, sink: StatusSink) -> Result<ArgoExecutor, ExecutorError> {
         if settings.build.secrets_delivery == SecretsDelivery::Runner {
             return Err(ExecutorError::InvalidRequest(
                 "SECRETS_DELIVERY=runner needs the Kubernetes API to create per-run Secrets, which this runner does not do yet; set SECRETS_DELIVERY=pod (the pod resolves `secret:` references with its own identity)".into(),
@@ -176,7 +170,6 @@ impl ArgoExecutor {
             client,
             settings,
             sink,
-            preparer,
             runs: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -307,12 +300,6 @@ impl Executor for ArgoExecutor {
         pipeline: &IngestionPipeline,
         service: Option<&Value>,
     ) -> Result<DeployOutcome, ExecutorError> {
-        // Every reference must resolve now, though the pod resolves them itself at run time.
-        self.inner
-            .preparer
-            .pipeline_run(pipeline, service, "deploy-check", None)
-            .await
-            .map_err(|e| ExecutorError::InvalidRequest(e.message))?;
         let pj = pipeline_json(pipeline)?;
         let built =
             build_cron_workflow(&self.inner.settings.build, &pj, service).map_err(build_err)?;

@@ -1,0 +1,200 @@
+//! The binary as an operator uses it: exit codes, masked output, `secrets resolve`, and a real
+//! run against the mock control plane with JSON logs that never hold the token.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use runner_core::testkit::{MockControlPlane, MockOptions};
+
+const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.cli-test-token.sig";
+
+fn runner() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingestion-runner"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_names_the_protocol() {
+    let o = runner().arg("version").output().unwrap();
+    assert!(o.status.success());
+    assert!(text(&o).0.contains("protocol versions [1]"));
+}
+
+#[test]
+fn config_masks_secrets_and_shows_sources() {
+    let o = runner()
+        .args(["config", "--set", "AGENT_ID=from-flag"])
+        .env("SERVER_URL", "wss://cp.example.com/agent")
+        .env("AUTH_TOKEN", TOKEN)
+        .env(
+            "ARGO_EXTRA_ENVS",
+            "[AWS_SECRET_ACCESS_KEY:wJalrXUtnFEMI,REGION:eu-west-1]",
+        )
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !out.contains(TOKEN) && !out.contains("wJalrXUtnFEMI"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("AUTH_TOKEN") && l.contains("*** (set)")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("AGENT_ID") && l.contains("from-flag") && l.ends_with("flag")),
+        "{out}"
+    );
+    assert!(
+        out.contains("[AWS_SECRET_ACCESS_KEY:***,REGION:***]"),
+        "{out}"
+    );
+    assert!(
+        err.contains("ARGO_EXTRA_ENVS is deprecated; rename it to INGESTION_EXTRA_ENVS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_configuration_exits_2_naming_the_variable() {
+    let o = runner()
+        .arg("run")
+        .env("SERVER_URL", "ws://cp.example.com/agent")
+        .env("AUTH_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err.contains("SERVER_URL=ws://cp.example.com/agent")
+            && err.contains("SERVER_ALLOW_INSECURE"),
+        "{err}"
+    );
+    assert!(!err.contains(TOKEN));
+}
+
+#[test]
+fn secrets_resolve_reports_each_reference() {
+    let o = runner()
+        .args([
+            "secrets",
+            "resolve",
+            "secret:/demo/db/password",
+            "secret:demo/db/user",
+        ])
+        .env("SECRETS_MANAGER", "env")
+        .env(
+            "RUNNER_SECRET_DEMO_DB",
+            r#"{"user":"reader","password":"Pa55-w0rd-xyz"}"#,
+        )
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("secret:/demo/db/password ok env 13 bytes sha256:"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Pa55-w0rd-xyz"),
+        "values stay hidden without --reveal: {out}"
+    );
+
+    let o = runner()
+        .args([
+            "secrets",
+            "resolve",
+            "--reveal",
+            "secret:demo/db/password",
+            "secret:demo/db/missing",
+        ])
+        .env("SECRETS_MANAGER", "env")
+        .env(
+            "RUNNER_SECRET_DEMO_DB",
+            r#"{"user":"reader","password":"Pa55-w0rd-xyz"}"#,
+        )
+        .output()
+        .unwrap();
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "exit 0 only if all resolved");
+    assert!(out.contains("value=Pa55-w0rd-xyz"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("secret:demo/db/missing error")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
+    let cp = MockControlPlane::start(MockOptions {
+        token: TOKEN.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestion-runner"))
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SERVER_URL", cp.url())
+        .env("AUTH_TOKEN", TOKEN)
+        .env("AGENT_ID", "cli-test")
+        .env("SECRETS_MANAGER", "env")
+        .env("EXECUTOR_TYPE", "local")
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let hello = cp.wait_connected(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(hello.agent_id, "cli-test");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "drained and exited 0: {:?}",
+        out.status
+    );
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !logs.contains(TOKEN) && !logs.contains("cli-test-token"),
+        "the token leaked into the logs"
+    );
+    let mut lines = 0;
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+        lines += 1;
+    }
+    assert!(lines >= 2, "{logs}");
+    assert!(logs.contains("connected to the control plane"), "{logs}");
+}
