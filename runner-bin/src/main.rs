@@ -54,6 +54,20 @@ enum Command {
     },
     /// Prints the version and the protocol versions spoken.
     Version,
+    /// Prints, without contacting anything, the Workflow or CronWorkflow the runner would submit
+    /// to Argo for a pipeline (like `helm template`). Uses the same settings as `run`.
+    Render {
+        /// The IngestionPipeline entity (JSON), as the control plane sends it.
+        #[arg(long, value_name = "PIPELINE.json")]
+        pipeline: PathBuf,
+        /// Its service entity (JSON).
+        #[arg(long, value_name = "SERVICE.json")]
+        service: Option<PathBuf>,
+        /// Render the Workflow of a run with this id (default: the CronWorkflow when the pipeline
+        /// has a schedule, else a run with id `render`).
+        #[arg(long, value_name = "ID")]
+        run_id: Option<String>,
+    },
     /// Secrets backend tools.
     Secrets {
         #[command(subcommand)]
@@ -102,6 +116,26 @@ fn main() -> ExitCode {
                 Err(e) => config_error(&e),
             }
         }
+        Command::Render {
+            pipeline,
+            service,
+            run_id,
+        } => {
+            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
+                Ok(raw) => raw,
+                Err(e) => return config_error(&e),
+            };
+            match render(&raw, &pipeline, service.as_deref(), run_id.as_deref()) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}", describe_error(&e));
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         Command::Secrets {
             command: SecretsCommand::Resolve { refs, reveal },
         } => {
@@ -113,7 +147,7 @@ fn main() -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(EXIT_RUNTIME),
                 Err(e) => {
-                    eprintln!("error: {}", render(&e));
+                    eprintln!("error: {}", describe_error(&e));
                     ExitCode::from(EXIT_CONFIG)
                 }
             }
@@ -135,7 +169,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // Logging is up and writes to stderr: one line, not two.
-                    tracing::error!("{}", render(&e));
+                    tracing::error!("{}", describe_error(&e));
                     let config_like = e.chain().any(|c| {
                         c.downcast_ref::<SecretError>().is_some()
                             || c.downcast_ref::<runner_core::argo::BuildError>().is_some()
@@ -164,7 +198,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes, each cause once: libraries that put a cause's text into their own
 /// message and also keep it as `source` are not repeated.
-fn render(e: &anyhow::Error) -> String {
+fn describe_error(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -177,6 +211,58 @@ fn render(e: &anyhow::Error) -> String {
         out.push_str(&text);
     }
     out
+}
+
+fn read_json(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// `ingestion-runner render`: the Argo object for a pipeline, from the runner's settings.
+fn render(
+    raw: &Raw,
+    pipeline: &std::path::Path,
+    service: Option<&std::path::Path>,
+    run_id: Option<&str>,
+) -> anyhow::Result<String> {
+    use runner_core::argo::build::{RunRequest, build_cron_workflow, build_run_workflow};
+    let pipeline_value = read_json(pipeline)?;
+    // Decoded as the protocol decodes a request, so a file the runner would refuse fails here too.
+    let typed: runner_protocol::IngestionPipeline = serde_json::from_value(pipeline_value.clone())
+        .with_context(|| format!("{} is not an IngestionPipeline", pipeline.display()))?;
+    let service = service.map(read_json).transpose()?;
+    let agent_id = raw
+        .get("AGENT_ID")
+        .map(str::to_owned)
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "hybrid-runner".into());
+    let lookup = |k: &str| {
+        if k == "AGENT_ID" {
+            return Some(agent_id.clone());
+        }
+        raw.get(k)
+            .map(str::to_owned)
+            .or_else(|| std::env::var(k).ok())
+    };
+    let build = BuildConfig::from_lookup(lookup).context("Argo workflow configuration")?;
+    if run_id.is_none()
+        && let Some(cron) = build_cron_workflow(&build, &pipeline_value, service.as_ref())?
+    {
+        return Ok(serde_json::to_string_pretty(&cron.cron_workflow)?);
+    }
+    let run_id = run_id.unwrap_or("render");
+    let built = build_run_workflow(
+        &build,
+        &RunRequest {
+            pipeline: &pipeline_value,
+            service: service.as_ref(),
+            run_id,
+            overrides: None,
+        },
+    )
+    .with_context(|| format!("pipeline `{}`", typed.fqn()))?;
+    Ok(serde_json::to_string_pretty(&built.workflow)?)
 }
 
 fn config_error(e: &ConfigError) -> ExitCode {

@@ -198,3 +198,67 @@ async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
     assert!(lines >= 2, "{logs}");
     assert!(logs.contains("connected to the control plane"), "{logs}");
 }
+
+#[test]
+fn render_prints_the_argo_objects_without_contacting_anything() {
+    let dir = std::env::temp_dir().join(format!("runner-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pipeline = dir.join("pipeline.json");
+    let service = dir.join("service.json");
+    std::fs::write(
+        &pipeline,
+        serde_json::json!({
+            "name": "orders", "fullyQualifiedName": "mysql_prod.orders", "pipelineType": "metadata",
+            "sourceConfig": {"config": {"type": "DatabaseMetadata"}},
+            "airflowConfig": {"scheduleInterval": "@daily", "pipelineTimezone": "Europe/Madrid"},
+            "openMetadataServerConnection": {"hostPort": "https://acme.getcollate.io/api"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        &service,
+        serde_json::json!({
+            "name": "mysql_prod", "serviceType": "Mysql",
+            "connection": {"config": {"type": "Mysql", "password": "secret:/prod/mysql/password"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let render = |extra: &[&str], image: bool| {
+        let mut cmd = runner();
+        cmd.arg("render")
+            .arg("--pipeline")
+            .arg(&pipeline)
+            .arg("--service")
+            .arg(&service)
+            .args(extra);
+        cmd.env("SECRETS_DELIVERY", "pod")
+            .env("INGESTION_NAMESPACE", "ingestion");
+        if image {
+            cmd.env("ARGO_INGESTION_IMAGE", "openmetadata/ingestion:1.9.0");
+        }
+        cmd.output().unwrap()
+    };
+    let o = render(&[], true);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let cron: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cron["kind"], "CronWorkflow");
+    assert_eq!(cron["spec"]["schedules"][0], "0 0 * * *");
+    assert_eq!(cron["spec"]["timezone"], "Europe/Madrid");
+
+    let o = render(&["--run-id", "run-7"], true);
+    let wf: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(wf["kind"], "Workflow");
+    assert_eq!(wf["metadata"]["namespace"], "ingestion");
+    assert!(
+        text(&o).0.contains("secret:/prod/mysql/password"),
+        "pod delivery keeps the reference"
+    );
+
+    let o = render(&[], false);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("INGESTION_IMAGE"), "{}", text(&o).1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
