@@ -274,23 +274,35 @@ fn config_error(e: &ConfigError) -> ExitCode {
 }
 
 fn init_logging(log: &settings::LogSettings) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{EnvFilter, filter_fn};
+    use tracing_subscriber::prelude::*;
     // Transport libraries dump raw requests (with the `Authorization` header) at trace level:
-    // whatever LOG_LEVEL says, they log at debug at most.
-    const CAPS: &str = "tungstenite=debug,tokio_tungstenite=debug,hyper=debug,hyper_util=debug,h2=debug,reqwest=debug,rustls=debug";
-    let filter = EnvFilter::try_new(format!("{},{CAPS}", log.filter))
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,{CAPS}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // their trace events are dropped whatever LOG_LEVEL says.
+    const TRANSPORT: &[&str] = &[
+        "tungstenite",
+        "tokio_tungstenite",
+        "hyper",
+        "hyper_util",
+        "h2",
+        "reqwest",
+        "rustls",
+    ];
+    let no_transport_trace = filter_fn(|meta| {
+        *meta.level() != tracing::Level::TRACE
+            || !TRANSPORT.iter().any(|t| meta.target().starts_with(t))
+    });
+    let env = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if log.json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+        let layer = layer.json().flatten_event(true).with_current_span(false);
+        tracing_subscriber::registry()
+            .with(layer.with_filter(env).with_filter(no_transport_trace))
             .init();
     } else {
-        builder.with_target(false).init();
+        let layer = layer.with_target(false);
+        tracing_subscriber::registry()
+            .with(layer.with_filter(env).with_filter(no_transport_trace))
+            .init();
     }
 }
 

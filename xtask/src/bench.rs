@@ -170,10 +170,12 @@ async fn inner() -> anyhow::Result<()> {
     let mut ws = tokio_tungstenite::accept_async(tcp).await?;
     let mut session = ControlSession::new(Limits::DEFAULT);
     let mut bare = Vec::with_capacity(SAMPLES);
+    // One request frame, sent again and again: the echo peer answers nothing itself.
+    let (_, text) = session
+        .request(Request::Ping {})
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     for i in 0..WARMUP + SAMPLES {
-        let (_, text) = session
-            .request(Request::Ping {})
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let text = text.clone();
         let t0 = Instant::now();
         ws.send(Message::text(text)).await?;
         let reply = next_text(&mut ws).await?;
