@@ -219,6 +219,26 @@ fn read_json(path: &std::path::Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
+/// The Kubernetes client that stores resolved configs, when SECRETS_DELIVERY=runner.
+async fn config_secrets_for(
+    build: &BuildConfig,
+) -> anyhow::Result<Option<Arc<dyn runner_core::executor::argo::ConfigSecrets>>> {
+    if build.secrets_delivery != runner_core::argo::SecretsDelivery::Runner {
+        return Ok(None);
+    }
+    #[cfg(feature = "kubernetes")]
+    {
+        let store = runner_core::executor::argo::KubeConfigSecrets::infer().await?;
+        Ok(Some(Arc::new(store)))
+    }
+    #[cfg(not(feature = "kubernetes"))]
+    {
+        anyhow::bail!(
+            "SECRETS_DELIVERY=runner needs the `kubernetes` feature; set SECRETS_DELIVERY=pod"
+        )
+    }
+}
+
 /// `ingestion-runner render`: the Argo object for a pipeline, from the runner's settings.
 fn render(
     raw: &Raw,
@@ -378,9 +398,12 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
                     ArgoClientConfig::from_lookup(lookup).context("Argo client configuration")?;
                 let build =
                     BuildConfig::from_lookup(lookup).context("Argo workflow configuration")?;
+                let config_secrets = config_secrets_for(&build).await?;
                 let argo = ArgoExecutor::start(
                     ArgoSettings::new(client, build),
                     StatusSink::new(outbox.clone()),
+                    preparer.clone(),
+                    config_secrets,
                 )
                 .context("starting the Argo executor")?;
                 Arc::new(argo)

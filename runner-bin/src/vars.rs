@@ -183,8 +183,8 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "SECRETS_DELIVERY",
-        Some("pod"),
-        "How Argo pods get resolved secrets: pod (they resolve references themselves)",
+        Some("runner"),
+        "How Argo pods get secrets: runner (resolved config in a per-run Kubernetes Secret) or pod (they resolve references themselves)",
     ),
     var(
         "ARGO_TOKEN_FILE",

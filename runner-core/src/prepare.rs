@@ -118,7 +118,8 @@ impl Preparer {
         self.resolve(workflow.clone()).await
     }
 
-    async fn resolve(&self, config: Value) -> Result<PreparedConfig, ErrorBody> {
+    /// Resolves the references of a config built elsewhere (the Argo builders).
+    pub async fn resolve(&self, config: Value) -> Result<PreparedConfig, ErrorBody> {
         let Some(resolver) = &self.resolver else {
             return Ok(PreparedConfig {
                 workflow_config: config,

@@ -34,7 +34,7 @@ fn plan(running_after_ms: u64, done_after_ms: Option<u64>) -> FakeConfig {
 fn argo_setup(fake: &FakeArgo) -> Setup {
     let url = fake.url();
     Setup {
-        executor: Some(Box::new(move |sink, _preparer| {
+        executor: Some(Box::new(move |sink, preparer| {
             let build = BuildConfig {
                 runner_id: "agent-test".into(),
                 image: "openmetadata/ingestion:1.9.0".into(),
@@ -48,7 +48,7 @@ fn argo_setup(fake: &FakeArgo) -> Setup {
             };
             let mut settings = ArgoSettings::new(client, build);
             settings.kill_grace = Duration::from_millis(500);
-            Arc::new(ArgoExecutor::start(settings, sink).expect("argo executor"))
+            Arc::new(ArgoExecutor::start(settings, sink, preparer, None).expect("argo executor"))
         })),
         ..Default::default()
     }
@@ -259,4 +259,127 @@ async fn a_new_runner_reattaches_to_runs_still_going() {
         1,
         "re-attached, not re-submitted"
     );
+}
+
+/// Config Secrets kept in memory: what the Kubernetes API would hold.
+#[derive(Default)]
+struct MemorySecrets {
+    secrets: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+#[async_trait::async_trait]
+impl runner_core::executor::argo::ConfigSecrets for MemorySecrets {
+    async fn put(
+        &self,
+        _ns: &str,
+        manifest: &serde_json::Value,
+    ) -> Result<(), runner_core::ExecutorError> {
+        let name = manifest["metadata"]["name"].as_str().unwrap().to_owned();
+        self.secrets.lock().unwrap().insert(name, manifest.clone());
+        Ok(())
+    }
+    async fn patch(
+        &self,
+        _ns: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<(), runner_core::ExecutorError> {
+        let mut s = self.secrets.lock().unwrap();
+        let secret = s
+            .get_mut(name)
+            .ok_or_else(|| runner_core::ExecutorError::NotFound(name.into()))?;
+        secret["metadata"]["ownerReferences"] = patch["metadata"]["ownerReferences"].clone();
+        Ok(())
+    }
+    async fn delete(&self, _ns: &str, name: &str) -> Result<(), runner_core::ExecutorError> {
+        self.secrets.lock().unwrap().remove(name);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn runner_delivery_puts_resolved_config_in_an_owned_secret_not_in_the_workflow() {
+    use runner_secrets::providers::memory::MemoryProvider;
+    const PASSWORD: &str = "Argo-S3cret-Pw!";
+    let provider = MemoryProvider::new();
+    provider.insert(
+        "demo/db/credentials",
+        json!({"password": PASSWORD}).to_string(),
+    );
+    provider.insert("demo/bot-token", "eyJ.bot.token");
+    let resolver = runner_secrets::SecretResolver::new(Arc::new(provider), Default::default());
+    let fake = FakeArgo::start(plan(100, Some(400))).await.unwrap();
+    let store = Arc::new(MemorySecrets::default());
+    let url = fake.url();
+    let store_for_executor = store.clone();
+    let setup = Setup {
+        preparer: runner_core::Preparer::new(Some(Arc::new(resolver)), None),
+        executor: Some(Box::new(move |sink, preparer| {
+            let build = BuildConfig {
+                runner_id: "agent-test".into(),
+                image: "openmetadata/ingestion:1.9.0".into(),
+                namespace: "ingestion".into(),
+                secrets_delivery: SecretsDelivery::Runner,
+                ..BuildConfig::default()
+            };
+            let client = ArgoClientConfig {
+                endpoint: url,
+                ..Default::default()
+            };
+            Arc::new(
+                ArgoExecutor::start(
+                    ArgoSettings::new(client, build),
+                    sink,
+                    preparer,
+                    Some(store_for_executor),
+                )
+                .unwrap(),
+            )
+        })),
+        ..Default::default()
+    };
+    let h = start(setup).await;
+    h.cp.wait_connected(WAIT).await.unwrap();
+    let request = Request::RunPipeline {
+        pipeline: Box::new(argo_pipeline("secured", None)),
+        service: Some(json!({"name": "mysql_prod", "serviceType": "Mysql",
+            "connection": {"config": {"type": "Mysql", "password": "secret:/demo/db/credentials/password"}}})),
+        options: RunOptions {
+            run_id: Some("run-sec-1".into()),
+            config_override: None,
+        },
+    };
+    let run_id = run_id_of(&h.cp.request(request).await.unwrap());
+    wait_state(&h.cp, &run_id, PipelineState::Success).await;
+
+    let secrets = store.secrets.lock().unwrap().clone();
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    let (name, secret) = secrets.into_iter().next().unwrap();
+    let stored = serde_json::to_string(&secret).unwrap();
+    assert!(
+        stored.contains(PASSWORD),
+        "the Secret holds the resolved config"
+    );
+    let wf_name = workflow_names(&fake).remove(0);
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["name"],
+        wf_name.as_str(),
+        "owned by its Workflow"
+    );
+    let workflows = serde_json::to_string(&fake.workflows()).unwrap();
+    assert!(
+        !workflows.contains(PASSWORD) && !workflows.contains("eyJ.bot.token"),
+        "no value in the Workflow"
+    );
+    assert!(
+        workflows.contains(&name) && workflows.contains("secretKeyRef"),
+        "the pod reads config from the Secret"
+    );
+    for frame in h.cp.transcript() {
+        assert!(
+            !frame.contains(PASSWORD),
+            "a frame upstream holds the secret: {frame}"
+        );
+    }
+    assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
 }

@@ -5,11 +5,13 @@
 //! list to resync whenever the watch is (re)established; that first list also re-attaches the
 //! runs a previous runner process left going. Runs keep going in Argo when the runner stops.
 //!
-//! Secrets: with `SECRETS_DELIVERY=pod` the Workflow carries `secret:` references unchanged and
-//! the pod resolves them with its own identity; the runner still resolves every reference first
-//! (and fails the request if one does not resolve), so nothing starts with a broken reference.
-//! `SECRETS_DELIVERY=runner` (a per-run Kubernetes Secret) needs the Kubernetes API and is refused
-//! by this executor for now.
+//! Secrets. `SECRETS_DELIVERY=runner`: the runner resolves the run's config and stores it in a
+//! Kubernetes Secret (through [`ConfigSecrets`]) created before the Workflow and then owned by it,
+//! so Kubernetes deletes it with the Workflow; the pod reads `config` through `secretKeyRef` and
+//! the Workflow holds no value. A CronWorkflow gets one such Secret, owned by the CronWorkflow,
+//! refreshed at each deploy. `SECRETS_DELIVERY=pod`: the Workflow carries the `secret:`
+//! references and the pod resolves them itself. Either way the dispatcher has resolved every
+//! reference before the executor is called, so nothing starts with a broken reference.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AutomationSpec, DeployOutcome, Executor, ExecutorError, RunSpec, StatusSink, now_ms};
+use crate::prepare::Preparer;
 
 /// Settings of the Argo executor.
 #[derive(Debug, Clone)]
@@ -59,6 +62,17 @@ impl ArgoSettings {
     }
 }
 
+/// Where the runner stores resolved run configs (`SECRETS_DELIVERY=runner`): the Kubernetes API.
+#[async_trait]
+pub trait ConfigSecrets: Send + Sync {
+    /// Creates the Secret described by `manifest` (a v1 Secret); an existing one is replaced.
+    async fn put(&self, namespace: &str, manifest: &Value) -> Result<(), ExecutorError>;
+    /// Merge-patches Secret `name` (used to set its owner).
+    async fn patch(&self, namespace: &str, name: &str, patch: &Value) -> Result<(), ExecutorError>;
+    /// Deletes Secret `name`; a missing one is not an error.
+    async fn delete(&self, namespace: &str, name: &str) -> Result<(), ExecutorError>;
+}
+
 #[derive(Debug, Clone)]
 struct Tracked {
     state: PipelineState,
@@ -68,6 +82,8 @@ struct Inner {
     client: ArgoClient,
     settings: ArgoSettings,
     sink: StatusSink,
+    preparer: Arc<Preparer>,
+    config_secrets: Option<Arc<dyn ConfigSecrets>>,
     /// Last state reported per workflow name.
     runs: Mutex<HashMap<String, Tracked>>,
     shutdown: CancellationToken,
@@ -159,10 +175,16 @@ fn status_of(wf: &Workflow) -> (String, PipelineType, PipelineStatus) {
 
 impl ArgoExecutor {
     /// Builds the client and starts the watch that tracks this runner's workflows.
-    pub fn start(settings: ArgoSettings, sink: StatusSink) -> Result<ArgoExecutor, ExecutorError> {
-        if settings.build.secrets_delivery == SecretsDelivery::Runner {
+    /// `config_secrets` is required with `SECRETS_DELIVERY=runner`.
+    pub fn start(
+        settings: ArgoSettings,
+        sink: StatusSink,
+        preparer: Arc<Preparer>,
+        config_secrets: Option<Arc<dyn ConfigSecrets>>,
+    ) -> Result<ArgoExecutor, ExecutorError> {
+        if settings.build.secrets_delivery == SecretsDelivery::Runner && config_secrets.is_none() {
             return Err(ExecutorError::InvalidRequest(
-                "SECRETS_DELIVERY=runner needs the Kubernetes API to create per-run Secrets, which this runner does not do yet; set SECRETS_DELIVERY=pod (the pod resolves `secret:` references with its own identity)".into(),
+                "SECRETS_DELIVERY=runner needs the Kubernetes API to store resolved configs in Secrets, and this build has no Kubernetes client (feature `kubernetes`); set SECRETS_DELIVERY=pod".into(),
             ));
         }
         let client = ArgoClient::new(settings.client.clone()).map_err(argo_err)?;
@@ -170,6 +192,8 @@ impl ArgoExecutor {
             client,
             settings,
             sink,
+            preparer,
+            config_secrets,
             runs: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -252,6 +276,39 @@ impl Inner {
         }
     }
 
+    /// `SECRETS_DELIVERY=runner`: resolves `config` (built unresolved by the Argo builders) and
+    /// stores it in Secret `name` before the object that reads it is created.
+    async fn store_config(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        config: &Value,
+    ) -> Result<(), ExecutorError> {
+        let store = self.config_secrets.as_ref().ok_or_else(|| {
+            ExecutorError::Unavailable("SECRETS_DELIVERY=runner but no Kubernetes client".into())
+        })?;
+        let prepared = self
+            .preparer
+            .resolve(config.clone())
+            .await
+            .map_err(|e| ExecutorError::InvalidRequest(e.message))?;
+        let text = runner_argo::build::config_text(&prepared.workflow_config);
+        let manifest =
+            runner_argo::build::config_secret(&self.settings.build, name, labels, &text, None);
+        store.put(self.ns(), &manifest).await
+    }
+
+    /// Makes Secret `name` owned by the object that reads it, so Kubernetes deletes it with it.
+    async fn own_config(&self, name: &str, owner: &runner_argo::build::OwnerRef) {
+        let Some(store) = &self.config_secrets else {
+            return;
+        };
+        let patch = runner_argo::build::owner_patch(owner);
+        if let Err(e) = store.patch(self.ns(), name, &patch).await {
+            tracing::warn!(secret = name, error = %e, "could not set the owner of a config Secret; it will not be garbage-collected with its workflow");
+        }
+    }
+
     async fn workflows_of(&self, selector: &str) -> Result<Vec<Workflow>, ExecutorError> {
         let mut items = self
             .client
@@ -326,12 +383,25 @@ impl Executor for ArgoExecutor {
             .name
             .clone()
             .unwrap_or_default();
-        let (_, created) = self
+        if let (Some(secret), Some(config)) = (&built.config_secret_name, &built.config) {
+            self.inner
+                .store_config(secret, &built.cron_workflow.metadata.labels, config)
+                .await?;
+        }
+        let (cron, created) = self
             .inner
             .client
             .apply_cron_workflow(self.inner.ns(), &built.cron_workflow)
             .await
             .map_err(argo_err)?;
+        if let (Some(secret), Some(uid)) = (&built.config_secret_name, &cron.metadata.uid) {
+            self.inner
+                .own_config(
+                    secret,
+                    &runner_argo::build::OwnerRef::cron_workflow(&name, uid),
+                )
+                .await;
+        }
         let suspended = built.cron_workflow.spec.suspend.unwrap_or(false);
         Ok(DeployOutcome {
             scheduled: !suspended,
@@ -361,12 +431,38 @@ impl Executor for ArgoExecutor {
             },
         )
         .map_err(build_err)?;
-        let (wf, created) = self
+        if let (Some(secret), Some(config)) = (&built.config_secret_name, &built.config) {
+            self.inner
+                .store_config(secret, &built.workflow.metadata.labels, config)
+                .await?;
+        }
+        let submitted = self
             .inner
             .client
             .create_workflow_idempotent(self.inner.ns(), &built.workflow, LABEL_RUN_ID)
-            .await
-            .map_err(argo_err)?;
+            .await;
+        let (wf, created) = match submitted {
+            Ok(x) => x,
+            Err(e) => {
+                // Nothing will read the Secret: remove it now rather than leave a resolved config.
+                if let (Some(secret), Some(store)) =
+                    (&built.config_secret_name, &self.inner.config_secrets)
+                {
+                    let _ = store.delete(self.inner.ns(), secret).await;
+                }
+                return Err(argo_err(e));
+            }
+        };
+        if let (true, Some(secret), Some(uid)) =
+            (created, &built.config_secret_name, &wf.metadata.uid)
+        {
+            self.inner
+                .own_config(
+                    secret,
+                    &runner_argo::build::OwnerRef::workflow(wf.name(), uid),
+                )
+                .await;
+        }
         if !created {
             tracing::info!(run_id = %spec.run_id, workflow = wf.name(), "run already submitted; not creating a second workflow");
         }
@@ -536,12 +632,27 @@ impl Executor for ArgoExecutor {
         let built =
             build_automation_workflow(&self.inner.settings.build, &spec.original, &spec.run_id)
                 .map_err(build_err)?;
-        let (wf, _) = self
+        if let (Some(secret), Some(config)) = (&built.config_secret_name, &built.config) {
+            self.inner
+                .store_config(secret, &built.workflow.metadata.labels, config)
+                .await?;
+        }
+        let (wf, created) = self
             .inner
             .client
             .create_workflow_idempotent(self.inner.ns(), &built.workflow, LABEL_RUN_ID)
             .await
             .map_err(argo_err)?;
+        if let (true, Some(secret), Some(uid)) =
+            (created, &built.config_secret_name, &wf.metadata.uid)
+        {
+            self.inner
+                .own_config(
+                    secret,
+                    &runner_argo::build::OwnerRef::workflow(wf.name(), uid),
+                )
+                .await;
+        }
         self.inner.observe(&wf);
         Ok(())
     }
@@ -564,5 +675,93 @@ impl Executor for ArgoExecutor {
         self.inner.shutdown.cancel();
         self.inner.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tracker.wait()).await;
+    }
+}
+
+/// [`ConfigSecrets`] over the Kubernetes API (in-cluster service account or kubeconfig).
+#[cfg(feature = "kubernetes")]
+pub struct KubeConfigSecrets {
+    client: kube::Client,
+}
+
+#[cfg(feature = "kubernetes")]
+impl KubeConfigSecrets {
+    /// A client from the in-cluster service account, else the kubeconfig.
+    pub async fn infer() -> Result<KubeConfigSecrets, ExecutorError> {
+        crate::install_crypto_provider();
+        let client = kube::Client::try_default().await.map_err(|e| {
+            ExecutorError::Unavailable(format!(
+                "SECRETS_DELIVERY=runner needs the Kubernetes API: no in-cluster service account and no kubeconfig ({e}); run in the cluster or set SECRETS_DELIVERY=pod"
+            ))
+        })?;
+        Ok(KubeConfigSecrets { client })
+    }
+
+    /// Over a ready client (tests: a client over a fake API server).
+    pub fn from_client(client: kube::Client) -> KubeConfigSecrets {
+        KubeConfigSecrets { client }
+    }
+
+    fn api(&self, namespace: &str) -> kube::Api<k8s_openapi::api::core::v1::Secret> {
+        kube::Api::namespaced(self.client.clone(), namespace)
+    }
+}
+
+#[cfg(feature = "kubernetes")]
+fn kube_err(what: &str, e: kube::Error) -> ExecutorError {
+    let text = format!("{what}: {e}");
+    match &e {
+        kube::Error::Api(s) if s.code == 403 => ExecutorError::Refused(format!(
+            "{text}; the runner's service account needs create/patch/delete on secrets in the ingestion namespace (or set SECRETS_DELIVERY=pod)"
+        )),
+        kube::Error::Api(s) if s.code == 404 => ExecutorError::NotFound(text),
+        _ => ExecutorError::Unavailable(text),
+    }
+}
+
+#[cfg(feature = "kubernetes")]
+#[async_trait]
+impl ConfigSecrets for KubeConfigSecrets {
+    async fn put(&self, namespace: &str, manifest: &Value) -> Result<(), ExecutorError> {
+        use kube::api::{DeleteParams, PostParams};
+        let secret: k8s_openapi::api::core::v1::Secret =
+            serde_json::from_value(manifest.clone())
+                .map_err(|e| ExecutorError::Failed(format!("config Secret manifest: {e}")))?;
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let api = self.api(namespace);
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                // A replayed run or a redeploy: replace the old Secret with fresh values.
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+                api.create(&PostParams::default(), &secret)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| kube_err("create config Secret", e))
+            }
+            Err(e) => Err(kube_err("create config Secret", e)),
+        }
+    }
+
+    async fn patch(&self, namespace: &str, name: &str, patch: &Value) -> Result<(), ExecutorError> {
+        use kube::api::{Patch, PatchParams};
+        self.api(namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| kube_err("patch config Secret", e))
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> Result<(), ExecutorError> {
+        use kube::api::DeleteParams;
+        match self
+            .api(namespace)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(kube_err("delete config Secret", e)),
+        }
     }
 }
