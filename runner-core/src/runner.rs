@@ -220,6 +220,17 @@ impl Runner {
         } else {
             None
         };
+        // Re-attach to runs a previous process left going before taking new work (bounded: an
+        // executor backend that is down must not keep the runner from connecting).
+        let executor = self.dispatcher.executor().clone();
+        tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(30), executor.ready()) => {
+                if r.is_err() {
+                    tracing::warn!("the executor did not list its runs within 30s; connecting anyway, runs are re-attached when it answers");
+                }
+            }
+            _ = shutdown.cancelled() => {}
+        }
         let mut backoff = Backoff::new(self.config.backoff);
         let mut rng = {
             use rand::SeedableRng;

@@ -86,6 +86,8 @@ struct Inner {
     config_secrets: Option<Arc<dyn ConfigSecrets>>,
     /// Last state reported per workflow name.
     runs: Mutex<HashMap<String, Tracked>>,
+    /// Set after the first full list: every run left going is tracked again.
+    resynced: tokio::sync::watch::Sender<bool>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -195,6 +197,7 @@ impl ArgoExecutor {
             preparer,
             config_secrets,
             runs: Mutex::new(HashMap::new()),
+            resynced: tokio::sync::watch::channel(false).0,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -264,7 +267,16 @@ impl Inner {
             };
             match event {
                 None => return,
-                Some(InformerEvent::Resync(items)) => items.iter().for_each(|wf| self.observe(wf)),
+                Some(InformerEvent::Resync(items)) => {
+                    items.iter().for_each(|wf| self.observe(wf));
+                    if !*self.resynced.borrow() {
+                        tracing::info!(
+                            runs = items.len(),
+                            "re-attached to this runner's workflows in Argo"
+                        );
+                    }
+                    self.resynced.send_replace(true);
+                }
                 Some(InformerEvent::Applied(wf)) => self.observe(&wf),
                 Some(InformerEvent::Deleted(wf)) => {
                     lock(&self.runs).remove(wf.name());
@@ -655,6 +667,11 @@ impl Executor for ArgoExecutor {
         }
         self.inner.observe(&wf);
         Ok(())
+    }
+
+    async fn ready(&self) {
+        let mut rx = self.inner.resynced.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
     }
 
     async fn health(&self) -> ComponentHealth {

@@ -157,6 +157,9 @@ pub trait Executor: Send + Sync + 'static {
     async fn run_automation(&self, spec: AutomationSpec) -> Result<(), ExecutorError>;
     /// Whether the executor's backend is reachable.
     async fn health(&self) -> ComponentHealth;
+    /// Resolves once the executor knows the runs a previous runner process left going (the
+    /// runner waits for it, bounded, before it connects and takes new work).
+    async fn ready(&self) {}
     /// Called once when the runner shuts down, with the time left for runs to finish.
     async fn shutdown(&self, grace: std::time::Duration);
 }
