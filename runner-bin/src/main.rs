@@ -1,6 +1,7 @@
 //! `ingestion-runner`: the Hybrid Ingestion Runner's binary. A thin shell over runner-core:
 //! configuration, logging, signals, subcommands, exit codes.
 
+mod health;
 mod settings;
 mod vars;
 
@@ -418,8 +419,21 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
         );
         let runner = Runner::new(settings.runner, executor, outbox, preparer);
         let shutdown = CancellationToken::new();
+        let health_stop = CancellationToken::new();
+        let health = match settings.health_bind {
+            Some(bind) => {
+                Some(health::start(bind, runner.status_handle(), health_stop.clone()).await?)
+            }
+            None => None,
+        };
         tokio::spawn(watch_signals(shutdown.clone()));
-        runner.run(shutdown).await.context("the runner stopped")
+        let result = runner.run(shutdown).await.context("the runner stopped");
+        // Health stays up through the drain (readyz says why it is not ready), then stops.
+        health_stop.cancel();
+        if let Some(h) = health {
+            let _ = h.await;
+        }
+        result
     })
 }
 

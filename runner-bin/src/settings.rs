@@ -216,6 +216,8 @@ pub struct Settings {
     pub local: LocalConfig,
     pub server_host_api_url: Option<String>,
     pub log: LogSettings,
+    /// `HEALTH_BIND`; `None` when `off`.
+    pub health_bind: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -345,7 +347,19 @@ impl Settings {
             },
             filter: raw.get("LOG_LEVEL").unwrap_or("info").to_owned(),
         };
+        let health_bind = match raw.get("HEALTH_BIND").map(str::trim) {
+            None | Some("off") | Some("none") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                ConfigError::new(
+                    var("HEALTH_BIND"),
+                    Some(text),
+                    "not an address",
+                    "IP:PORT such as 0.0.0.0:8585, or `off`",
+                )
+            })?),
+        };
         Ok(Settings {
+            health_bind,
             runner,
             executor,
             local,

@@ -111,6 +111,11 @@ pub const VARS: &[Var] = &[
         None,
         "Answer to getHostIp (default: local address of the connection)",
     ),
+    var(
+        "HEALTH_BIND",
+        Some("0.0.0.0:8585"),
+        "Address of /healthz, /readyz and /status, or `off`",
+    ),
     // Executor selection.
     var(
         "EXECUTOR_TYPE",

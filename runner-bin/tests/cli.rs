@@ -146,6 +146,11 @@ async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
     })
     .await
     .unwrap();
+    let health_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestion-runner"))
         .arg("run")
         .env_clear()
@@ -157,6 +162,7 @@ async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
         .env("EXECUTOR_TYPE", "local")
         .env("LOG_FORMAT", "json")
         .env("LOG_LEVEL", "trace")
+        .env("HEALTH_BIND", format!("127.0.0.1:{health_port}"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -166,6 +172,33 @@ async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
     let pid = child.id().unwrap();
     let hello = cp.wait_connected(Duration::from_secs(30)).await.unwrap();
     assert_eq!(hello.agent_id, "cli-test");
+    // Health endpoints over real HTTP.
+    let base = format!("http://127.0.0.1:{health_port}");
+    let http = reqwest::Client::new();
+    let live = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let mut ready = None;
+    for _ in 0..100 {
+        let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            ready = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready.is_some(), "/readyz never became 200 while connected");
+    let status: serde_json::Value = http
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "connected");
+    assert_eq!(status["executor"], "local");
+    assert!(status["session_id"].is_string(), "{status}");
+    assert!(!status.to_string().contains("cli-test-token"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,

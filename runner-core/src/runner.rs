@@ -59,6 +59,48 @@ pub struct RunnerStatus {
     pub events_pending: usize,
     pub runs_in_flight: u32,
     pub requests_in_flight: usize,
+    /// Latest readiness of the executor and the secrets backend (checked every 15 s).
+    pub readiness: Readiness,
+    pub executor: &'static str,
+    pub runner_version: &'static str,
+}
+
+impl RunnerStatus {
+    /// Connected, executor reachable, secrets backend reachable. Otherwise, why not.
+    pub fn ready(&self) -> Result<(), Vec<String>> {
+        let mut why = Vec::new();
+        if self.state != ConnectionState::Connected {
+            why.push(format!(
+                "not connected to the control plane ({:?}){}",
+                self.state,
+                self.last_error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if !self.readiness.executor.ok {
+            why.push(format!(
+                "executor: {}",
+                self.readiness
+                    .executor
+                    .detail
+                    .as_deref()
+                    .unwrap_or("unreachable")
+            ));
+        }
+        if !self.readiness.secrets.ok {
+            why.push(format!(
+                "secrets backend: {}",
+                self.readiness
+                    .secrets
+                    .detail
+                    .as_deref()
+                    .unwrap_or("unreachable")
+            ));
+        }
+        if why.is_empty() { Ok(()) } else { Err(why) }
+    }
 }
 
 /// Why a session ended.
@@ -93,6 +135,7 @@ impl std::fmt::Debug for Runner {
 #[derive(Debug, Clone)]
 pub struct StatusHandle {
     status: Arc<Mutex<RunnerStatus>>,
+    readiness: Arc<Mutex<Readiness>>,
     outbox: Arc<Outbox>,
     dispatcher: Arc<Dispatcher>,
 }
@@ -107,6 +150,12 @@ impl StatusHandle {
         s.events_pending = self.outbox.len();
         s.runs_in_flight = self.dispatcher.executor().runs_in_flight();
         s.requests_in_flight = self.dispatcher.in_flight();
+        s.readiness = self
+            .readiness
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        s.executor = self.dispatcher.executor().kind();
         s
     }
 }
@@ -141,6 +190,18 @@ impl Runner {
                 events_pending: 0,
                 runs_in_flight: 0,
                 requests_in_flight: 0,
+                readiness: Readiness {
+                    executor: ComponentHealth {
+                        ok: true,
+                        detail: None,
+                    },
+                    secrets: ComponentHealth {
+                        ok: true,
+                        detail: None,
+                    },
+                },
+                executor: "",
+                runner_version: crate::VERSION,
             })),
             readiness: Arc::new(Mutex::new(Readiness {
                 executor: ComponentHealth {
@@ -163,6 +224,7 @@ impl Runner {
     pub fn status_handle(&self) -> StatusHandle {
         StatusHandle {
             status: self.status.clone(),
+            readiness: self.readiness.clone(),
             outbox: self.outbox.clone(),
             dispatcher: self.dispatcher.clone(),
         }

@@ -105,6 +105,7 @@ async fn inner() -> anyhow::Result<()> {
         .env("AGENT_ID", "bench")
         .env("EXECUTOR_TYPE", "local")
         .env("SECRETS_MANAGER", "env")
+        .env("HEALTH_BIND", "off")
         .env("LOG_LEVEL", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true)

@@ -156,6 +156,9 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
     .await?;
     println!("== mock control plane listening on {}", cp.url());
 
+    let health_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut child = tokio::process::Command::new(&bin)
         .arg("run")
         .env("SERVER_URL", cp.url())
@@ -177,6 +180,7 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
             r#"{"username":"demo_reader","password":"Demo-Pa55-word"}"#,
         )
         .env("RECONNECT_DELAY_SECONDS", "1")
+        .env("HEALTH_BIND", format!("127.0.0.1:{health_port}"))
         .env("DRAIN_GRACE_SECONDS", "10")
         .env("LOG_LEVEL", "warn")
         .stdin(Stdio::null())
@@ -239,6 +243,10 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
         other => bail!("logs failed: {}", describe(&other)),
     }
 
+    match http_get(health_port, "/readyz").await {
+        Ok(line) => println!("== GET /readyz on 127.0.0.1:{health_port}: {line}"),
+        Err(e) => println!("== GET /readyz failed: {e}"),
+    }
     let slow = pipeline("slow_profiler", None);
     let r = req(Request::RunPipeline {
         pipeline: Box::new(slow.clone()),
@@ -304,6 +312,24 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
     );
     println!("demo OK");
     Ok(())
+}
+
+/// The status line and body of a plain HTTP GET on loopback.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await?;
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    Ok(format!("{status} {body}"))
 }
 
 /// `cargo xtask control-plane [--addr 127.0.0.1:8080] [--token T]`: serves until Ctrl-C,
