@@ -32,26 +32,47 @@ async fn status(State(status): State<StatusHandle>) -> impl IntoResponse {
     Json(status.get())
 }
 
-/// Binds now (so a taken port fails the start with a clear error) and serves until `shutdown`.
-pub async fn start(
-    bind: SocketAddr,
-    handle: StatusHandle,
-    shutdown: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
-        format!("cannot listen on HEALTH_BIND={bind} (port taken, or not allowed); choose another address or `off`")
-    })?;
-    tracing::info!(%bind, "health server: /healthz /readyz /status");
-    let app = Router::new()
+async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        runner_core::metrics::metrics().encode(),
+    )
+}
+
+/// `/healthz`, `/readyz`, `/status`.
+pub fn health_routes(handle: StatusHandle) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
-        .with_state(handle);
+        .with_state(handle)
+}
+
+/// `/metrics` (Prometheus / OpenMetrics text).
+pub fn metrics_routes() -> Router {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// Binds now (so a taken port fails the start with a clear error) and serves `app` until
+/// `shutdown`. `setting` names the variable in errors.
+pub async fn start(
+    setting: &str,
+    bind: SocketAddr,
+    app: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {setting}={bind} (port taken, or not allowed); choose another address or `off`")
+    })?;
+    tracing::info!(%bind, setting, "serving");
     Ok(tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await });
         if let Err(e) = served.await {
-            tracing::error!(error = %e, "health server stopped");
+            tracing::error!(error = %e, "HTTP server stopped");
         }
     }))
 }

@@ -420,18 +420,28 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
         let runner = Runner::new(settings.runner, executor, outbox, preparer);
         let shutdown = CancellationToken::new();
         let health_stop = CancellationToken::new();
-        let health = match settings.health_bind {
-            Some(bind) => {
-                Some(health::start(bind, runner.status_handle(), health_stop.clone()).await?)
-            }
-            None => None,
-        };
+        let mut servers = Vec::new();
+        if let Some(bind) = settings.health_bind {
+            let app = health::health_routes(runner.status_handle());
+            servers.push(health::start("HEALTH_BIND", bind, app, health_stop.clone()).await?);
+        }
+        if let Some(bind) = settings.metrics_bind {
+            servers.push(
+                health::start(
+                    "METRICS_BIND",
+                    bind,
+                    health::metrics_routes(),
+                    health_stop.clone(),
+                )
+                .await?,
+            );
+        }
         tokio::spawn(watch_signals(shutdown.clone()));
         let result = runner.run(shutdown).await.context("the runner stopped");
         // Health stays up through the drain (readyz says why it is not ready), then stops.
         health_stop.cancel();
-        if let Some(h) = health {
-            let _ = h.await;
+        for server in servers {
+            let _ = server.await;
         }
         result
     })

@@ -218,6 +218,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// `HEALTH_BIND`; `None` when `off`.
     pub health_bind: Option<std::net::SocketAddr>,
+    /// `METRICS_BIND`; `None` when `off`.
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -347,25 +349,32 @@ impl Settings {
             },
             filter: raw.get("LOG_LEVEL").unwrap_or("info").to_owned(),
         };
-        let health_bind = match raw.get("HEALTH_BIND").map(str::trim) {
-            None | Some("off") | Some("none") => None,
-            Some(text) => Some(text.parse().map_err(|_| {
-                ConfigError::new(
-                    var("HEALTH_BIND"),
-                    Some(text),
-                    "not an address",
-                    "IP:PORT such as 0.0.0.0:8585, or `off`",
-                )
-            })?),
-        };
+        let health_bind = bind_address(raw, "HEALTH_BIND")?;
+        let metrics_bind = bind_address(raw, "METRICS_BIND")?;
         Ok(Settings {
             health_bind,
+            metrics_bind,
             runner,
             executor,
             local,
             server_host_api_url: raw.get("SERVER_HOST_API_URL").map(str::to_owned),
             log,
         })
+    }
+}
+
+/// An `IP:PORT` to listen on, or `None` for `off`.
+fn bind_address(raw: &Raw, name: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match raw.get(name).map(str::trim) {
+        None | Some("off") | Some("none") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            ConfigError::new(
+                var(name),
+                Some(text),
+                "not an address",
+                "IP:PORT such as 0.0.0.0:8989, or `off`",
+            )
+        }),
     }
 }
 

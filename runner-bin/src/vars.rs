@@ -116,6 +116,11 @@ pub const VARS: &[Var] = &[
         Some("0.0.0.0:8585"),
         "Address of /healthz, /readyz and /status, or `off`",
     ),
+    var(
+        "METRICS_BIND",
+        Some("0.0.0.0:8989"),
+        "Address of /metrics (Prometheus), or `off`",
+    ),
     // Executor selection.
     var(
         "EXECUTOR_TYPE",

@@ -151,6 +151,11 @@ async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestion-runner"))
         .arg("run")
         .env_clear()
@@ -163,6 +168,7 @@ async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
         .env("LOG_FORMAT", "json")
         .env("LOG_LEVEL", "trace")
         .env("HEALTH_BIND", format!("127.0.0.1:{health_port}"))
+        .env("METRICS_BIND", format!("127.0.0.1:{metrics_port}"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -199,6 +205,26 @@ async fn run_logs_json_without_the_token_and_drains_on_sigterm() {
     assert_eq!(status["executor"], "local");
     assert!(status["session_id"].is_string(), "{status}");
     assert!(!status.to_string().contains("cli-test-token"));
+    let metrics = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("collate_hybrid_agent_connected 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("collate_hybrid_agent_memory_usage "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("collate_hybrid_agent_server_response_time_seconds_count "),
+        "{metrics}"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,

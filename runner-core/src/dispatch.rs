@@ -210,6 +210,7 @@ impl Dispatcher {
         let op = request.op();
         let started = Instant::now();
         let response = self.handle(request).await;
+        crate::metrics::metrics().request_done(op, started.elapsed());
         drop(permit);
         match &response {
             Response::Error(e) => {

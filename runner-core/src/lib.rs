@@ -11,6 +11,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod error;
 pub mod executor;
+pub mod metrics;
 pub mod outbox;
 pub mod prepare;
 pub mod runner;

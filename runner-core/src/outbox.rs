@@ -74,12 +74,22 @@ impl Outbox {
             }
             seq
         };
+        crate::metrics::metrics()
+            .events_pending
+            .set(self.len() as i64);
         self.notify.notify_waiters();
         seq
     }
 
     /// Removes every event with `seq <= through`.
     pub fn ack(&self, through: u64) {
+        self.ack_inner(through);
+        crate::metrics::metrics()
+            .events_pending
+            .set(self.len() as i64);
+    }
+
+    fn ack_inner(&self, through: u64) {
         let mut inner = self.lock();
         if through <= inner.acked_through {
             return;

@@ -127,10 +127,19 @@ impl Preparer {
                 references: 0,
             });
         };
-        let resolved = resolver
-            .resolve_config(&config)
-            .await
-            .map_err(|e| secret_error_body(&e))?;
+        let provider = format!("{:?}", resolver.provider_kind()).to_ascii_lowercase();
+        let resolved = match resolver.resolve_config(&config).await {
+            Ok(r) => r,
+            Err(e) => {
+                crate::metrics::metrics().secrets_resolved(&provider, false, 1);
+                return Err(secret_error_body(&e));
+            }
+        };
+        crate::metrics::metrics().secrets_resolved(
+            &provider,
+            true,
+            resolved.references().len() as u64,
+        );
         let references = resolved.references().len();
         if references > 0 {
             tracing::debug!(references, "secret references resolved");

@@ -172,6 +172,7 @@ impl Runner {
             None => None,
         };
         let instance_id = uuid::Uuid::new_v4().to_string();
+        let executor: Arc<dyn Executor> = Arc::new(crate::executor::Timed(executor));
         let dispatcher = Arc::new(Dispatcher::new(
             executor,
             preparer,
@@ -231,6 +232,9 @@ impl Runner {
     }
 
     fn set_state(&self, state: ConnectionState, error: Option<String>) {
+        crate::metrics::metrics()
+            .connected
+            .set(i64::from(state == ConnectionState::Connected));
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         if s.state != state {
             s.state = state;
@@ -462,6 +466,9 @@ impl Runner {
             s.session_id = Some(welcome.session_id.clone());
             s.protocol_version = Some(welcome.protocol_version);
             s.connects += 1;
+            if s.connects > 1 {
+                crate::metrics::metrics().reconnects.inc();
+            }
         }
         self.set_state(ConnectionState::Connected, None);
         tracing::info!(

@@ -74,6 +74,8 @@ async fn handle(
 }
 
 async fn serve(api: Api) -> KubeConfigSecrets {
+    // kube's client builds a rustls config from the process default provider.
+    runner_core::install_crypto_provider();
     let app = Router::new().fallback(handle).with_state(api);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -106,6 +106,7 @@ async fn inner() -> anyhow::Result<()> {
         .env("EXECUTOR_TYPE", "local")
         .env("SECRETS_MANAGER", "env")
         .env("HEALTH_BIND", "off")
+        .env("METRICS_BIND", "off")
         .env("LOG_LEVEL", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true)

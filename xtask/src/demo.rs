@@ -181,6 +181,7 @@ async fn demo(bin: std::path::PathBuf) -> anyhow::Result<()> {
         )
         .env("RECONNECT_DELAY_SECONDS", "1")
         .env("HEALTH_BIND", format!("127.0.0.1:{health_port}"))
+        .env("METRICS_BIND", "off")
         .env("DRAIN_GRACE_SECONDS", "10")
         .env("LOG_LEVEL", "warn")
         .stdin(Stdio::null())

@@ -187,6 +187,9 @@ impl StatusSink {
             state = status.pipeline_state.as_str(),
             "run status"
         );
+        if status.pipeline_state.is_terminal() {
+            crate::metrics::metrics().job_finished(status.pipeline_state.as_str());
+        }
         self.outbox.publish(RunnerEvent::RunStatus {
             pipeline_fqn: pipeline_fqn.to_owned(),
             pipeline_type: pipeline_type.clone(),
@@ -211,5 +214,93 @@ pub fn status_now(run_id: &str, state: PipelineState, start: Option<i64>) -> Pip
         end_date: state.is_terminal().then_some(now),
         status: None,
         metadata: None,
+    }
+}
+
+/// Wraps an executor and records the duration and result of every call in the metrics
+/// (`collate_hybrid_agent_executor_response_time_seconds`, `ingestion_runner_executor_calls`).
+pub struct Timed(pub Arc<dyn Executor>);
+
+impl Timed {
+    async fn time<T, E>(
+        op: &str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        crate::metrics::metrics().executor_call(op, result.is_ok(), started.elapsed());
+        result
+    }
+}
+
+#[async_trait]
+impl Executor for Timed {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn namespace(&self) -> &str {
+        self.0.namespace()
+    }
+    fn capacity(&self) -> u32 {
+        self.0.capacity()
+    }
+    fn runs_in_flight(&self) -> u32 {
+        self.0.runs_in_flight()
+    }
+    async fn deploy(
+        &self,
+        pipeline: &IngestionPipeline,
+        service: Option<&Value>,
+    ) -> Result<DeployOutcome, ExecutorError> {
+        Self::time("deploy", self.0.deploy(pipeline, service)).await
+    }
+    async fn run(&self, spec: RunSpec) -> Result<PipelineStatus, ExecutorError> {
+        Self::time("run", self.0.run(spec)).await
+    }
+    async fn kill(
+        &self,
+        pipeline: &IngestionPipeline,
+        run_id: Option<&str>,
+    ) -> Result<u32, ExecutorError> {
+        Self::time("kill", self.0.kill(pipeline, run_id)).await
+    }
+    async fn delete(&self, pipeline: &IngestionPipeline) -> Result<(), ExecutorError> {
+        Self::time("delete", self.0.delete(pipeline)).await
+    }
+    async fn toggle(
+        &self,
+        pipeline: &IngestionPipeline,
+        enabled: bool,
+    ) -> Result<(), ExecutorError> {
+        Self::time("toggle", self.0.toggle(pipeline, enabled)).await
+    }
+    async fn statuses(
+        &self,
+        pipeline: &IngestionPipeline,
+    ) -> Result<Vec<PipelineStatus>, ExecutorError> {
+        Self::time("statuses", self.0.statuses(pipeline)).await
+    }
+    async fn logs(
+        &self,
+        pipeline: &IngestionPipeline,
+        run_id: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<IngestionLogs, ExecutorError> {
+        Self::time("logs", self.0.logs(pipeline, run_id, after)).await
+    }
+    async fn run_automation(&self, spec: AutomationSpec) -> Result<(), ExecutorError> {
+        Self::time("run_automation", self.0.run_automation(spec)).await
+    }
+    async fn health(&self) -> ComponentHealth {
+        let started = std::time::Instant::now();
+        let health = self.0.health().await;
+        crate::metrics::metrics().executor_call("health", health.ok, started.elapsed());
+        health
+    }
+    async fn ready(&self) {
+        self.0.ready().await
+    }
+    async fn shutdown(&self, grace: std::time::Duration) {
+        self.0.shutdown(grace).await
     }
 }
