@@ -1,6 +1,7 @@
 //! `ingestion-runner`: the Hybrid Ingestion Runner's binary. A thin shell over runner-core:
 //! configuration, logging, signals, subcommands, exit codes.
 
+mod check;
 mod health;
 mod settings;
 mod vars;
@@ -55,6 +56,16 @@ enum Command {
     },
     /// Prints the version and the protocol versions spoken.
     Version,
+    /// Checks the set-up row by row (configuration, DNS, TCP, TLS, the token and the handshake,
+    /// Argo, the image, the secrets backend) and says what to fix. Exit 0 only if all pass.
+    Check {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// A sample reference to resolve (repeatable).
+        #[arg(long = "secret", value_name = "REF")]
+        secrets: Vec<String>,
+    },
     /// Prints, without contacting anything, the Workflow or CronWorkflow the runner would submit
     /// to Argo for a pipeline (like `helm template`). Uses the same settings as `run`.
     Render {
@@ -115,6 +126,36 @@ fn main() -> ExitCode {
             match Settings::validate(&raw) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => config_error(&e),
+            }
+        }
+        Command::Check { json, secrets } => {
+            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
+                Ok(raw) => raw,
+                Err(e) => return config_error(&e),
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            };
+            let checks = rt.block_on(check::run(&raw, &secrets));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checks).unwrap_or_default()
+                );
+            } else {
+                print!("{}", check::table(&checks));
+            }
+            if checks.iter().all(|c| c.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
             }
         }
         Command::Render {

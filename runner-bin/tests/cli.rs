@@ -321,3 +321,176 @@ fn render_prints_the_argo_objects_without_contacting_anything() {
     assert!(text(&o).1.contains("INGESTION_IMAGE"), "{}", text(&o).1);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn jwt(exp_from_now: i64) -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let b64 = |s: &str| {
+        // base64url without padding, enough for the test's ASCII claims.
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = s.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |a, (i, b)| a | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256"}"#),
+        b64(&format!(
+            r#"{{"sub":"ingestion-bot","exp":{}}}"#,
+            now + exp_from_now
+        ))
+    )
+}
+
+async fn check(envs: &[(&str, String)], args: &[&str]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestion-runner"));
+    cmd.arg("check")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn check_passes_row_by_row_against_a_working_setup() {
+    let token = jwt(30 * 86_400);
+    let cp = MockControlPlane::start(MockOptions {
+        token: token.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let envs = [
+        ("SERVER_URL", cp.url()),
+        ("AUTH_TOKEN", token.clone()),
+        ("EXECUTOR_TYPE", "local".into()),
+        ("SECRETS_MANAGER", "env".into()),
+        ("RUNNER_SECRET_DB", r#"{"password":"x-123"}"#.into()),
+    ];
+    let (ok, out) = check(&envs, &["--secret", "secret:db/password"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("accepted: protocol v1")
+            && (out.contains("expires in 29 days") || out.contains("expires in 30 days")),
+        "{out}"
+    );
+    assert!(
+        out.contains("secret secret:db/password resolves") && out.trim_end().ends_with("0 failed"),
+        "{out}"
+    );
+    assert!(!out.contains(&token), "the token is never printed");
+
+    // The same set-up with a token the server refuses, then an expired one.
+    let mut bad = envs.clone();
+    bad[1].1 = jwt(3600).replace("c2ln", "b3RoZXI");
+    let (ok, out) = check(&bad, &[]).await;
+    assert!(!ok);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("handshake") && l.contains("AUTH_TOKEN")),
+        "{out}"
+    );
+    bad[1].1 = jwt(-7200);
+    let (_, out) = check(&bad, &[]).await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("expired 2 hours ago")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn check_names_the_failing_row_and_the_fix() {
+    // Nothing listens on port 1: the TCP row fails and says why.
+    let envs = [
+        ("SERVER_URL", "ws://127.0.0.1:1/agent".to_owned()),
+        ("AUTH_TOKEN", jwt(86_400)),
+        ("SECRETS_MANAGER", "env".into()),
+    ];
+    let (ok, out) = check(&envs, &[]).await;
+    assert!(!ok);
+    assert!(
+        out.lines().any(|l| l.starts_with("FAIL")
+            && l.contains("outbound TCP")
+            && l.contains("outbound traffic")),
+        "{out}"
+    );
+    // A wrong scheme fails the configuration row.
+    let envs = [
+        ("SERVER_URL", "https://cp.example.com".to_owned()),
+        ("AUTH_TOKEN", jwt(86_400)),
+    ];
+    let (_, out) = check(&envs, &[]).await;
+    assert!(out.contains("replace http(s):// with wss://"), "{out}");
+    // Bad INGESTION_EXTRA_ENVS fails the configuration row.
+    let envs = [
+        ("SERVER_URL", "ws://127.0.0.1:1".to_owned()),
+        ("AUTH_TOKEN", jwt(86_400)),
+        ("INGESTION_EXTRA_ENVS", "[novalue]".into()),
+    ];
+    let (_, out) = check(&envs, &[]).await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("INGESTION_EXTRA_ENVS")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn check_reports_argo_rbac_refusals() {
+    use runner_argo::fake::{FakeArgo, FakeConfig};
+    let fake = FakeArgo::start(FakeConfig {
+        forbidden_namespaces: vec!["locked".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = jwt(30 * 86_400);
+    let cp = MockControlPlane::start(MockOptions {
+        token: token.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let envs = [
+        ("SERVER_URL", cp.url()),
+        ("AUTH_TOKEN", token),
+        ("PIPELINE_SERVICE_CLIENT_ENDPOINT", fake.url()),
+        ("INGESTION_IMAGE", "openmetadata/ingestion:1.9.0".into()),
+        ("INGESTION_NAMESPACE", "locked".into()),
+        ("SECRETS_MANAGER", "env".into()),
+        ("SECRETS_DELIVERY", "pod".into()),
+    ];
+    let (ok, out) = check(&envs, &[]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ok") && l.contains("Argo Server reachable")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("FAIL")
+            && l.contains("may list workflows")
+            && l.contains("ARGO_TOKEN")),
+        "{out}"
+    );
+}
