@@ -247,14 +247,7 @@ async fn control_plane(settings: &Settings, out: &mut Vec<Check>) {
 /// The Argo rows: endpoint, version, token, RBAC to list workflows and cron workflows.
 async fn argo(raw: &Raw, agent_id: &str, out: &mut Vec<Check>) {
     use runner_core::argo::{ArgoClient, ArgoClientConfig, BuildConfig};
-    let lookup = |k: &str| {
-        if k == "AGENT_ID" {
-            return Some(agent_id.to_owned());
-        }
-        raw.get(k)
-            .map(str::to_owned)
-            .or_else(|| std::env::var(k).ok())
-    };
+    let lookup = raw.lookup(agent_id);
     const CONFIG: &str = "Argo settings (INGESTION_IMAGE, namespace, spec files, extra envs)";
     let build = match BuildConfig::from_lookup(lookup) {
         Ok(b) => {

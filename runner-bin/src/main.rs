@@ -294,19 +294,8 @@ fn render(
     let typed: runner_protocol::IngestionPipeline = serde_json::from_value(pipeline_value.clone())
         .with_context(|| format!("{} is not an IngestionPipeline", pipeline.display()))?;
     let service = service.map(read_json).transpose()?;
-    let agent_id = raw
-        .get("AGENT_ID")
-        .map(str::to_owned)
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "hybrid-runner".into());
-    let lookup = |k: &str| {
-        if k == "AGENT_ID" {
-            return Some(agent_id.clone());
-        }
-        raw.get(k)
-            .map(str::to_owned)
-            .or_else(|| std::env::var(k).ok())
-    };
+    let agent_id = raw.agent_id();
+    let lookup = raw.lookup(&agent_id);
     let build = BuildConfig::from_lookup(lookup).context("Argo workflow configuration")?;
     if run_id.is_none()
         && let Some(cron) = build_cron_workflow(&build, &pipeline_value, service.as_ref())?
@@ -371,12 +360,9 @@ fn init_logging(log: &settings::LogSettings) {
 /// The secrets settings: catalogued names from the file/env/flags, provider-specific names
 /// (`AWS_REGION`, `AZURE_KEY_VAULT_NAME`, ...) from the environment.
 fn secrets_config(raw: &Raw) -> anyhow::Result<SecretsConfig> {
-    SecretsConfig::from_lookup(|k| {
-        raw.get(k)
-            .map(str::to_owned)
-            .or_else(|| std::env::var(k).ok())
-    })
-    .context("invalid secrets configuration (see docs/secrets.md)")
+    let agent_id = raw.agent_id();
+    SecretsConfig::from_lookup(raw.lookup(&agent_id))
+        .context("invalid secrets configuration (see docs/secrets.md)")
 }
 
 async fn build_resolver(raw: &Raw) -> anyhow::Result<SecretResolver> {
@@ -427,15 +413,7 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
                 preparer.clone(),
             )),
             ExecutorKind::Argo => {
-                let agent_id = settings.runner.agent_id.clone();
-                let lookup = |k: &str| {
-                    if k == "AGENT_ID" {
-                        return Some(agent_id.clone());
-                    }
-                    raw.get(k)
-                        .map(str::to_owned)
-                        .or_else(|| std::env::var(k).ok())
-                };
+                let lookup = raw.lookup(&settings.runner.agent_id);
                 let client =
                     ArgoClientConfig::from_lookup(lookup).context("Argo client configuration")?;
                 let build =

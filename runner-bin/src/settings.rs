@@ -175,6 +175,28 @@ impl Raw {
             .filter(|v| !v.is_empty())
     }
 
+    /// A lookup for the libraries' own `from_lookup` constructors: catalogued names from
+    /// these values (aliases resolved), anything else (provider credentials...) from the
+    /// environment, and `AGENT_ID` as resolved by [`Settings`].
+    pub fn lookup<'a>(&'a self, agent_id: &'a str) -> impl Fn(&str) -> Option<String> + Copy + 'a {
+        move |k: &str| {
+            if k == "AGENT_ID" {
+                return Some(agent_id.to_owned());
+            }
+            self.get(k)
+                .map(str::to_owned)
+                .or_else(|| std::env::var(k).ok())
+        }
+    }
+
+    /// `AGENT_ID`, else the host name, else `hybrid-runner`.
+    pub fn agent_id(&self) -> String {
+        self.get("AGENT_ID")
+            .map(str::to_owned)
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "hybrid-runner".to_owned())
+    }
+
     pub fn source(&self, name: &str) -> Option<&Source> {
         self.values.get(name).map(|(_, s)| s)
     }
@@ -274,11 +296,7 @@ impl Settings {
                 "the platform's ingestion-bot token",
             ));
         }
-        let agent_id = raw
-            .get("AGENT_ID")
-            .map(str::to_owned)
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "hybrid-runner".to_owned());
+        let agent_id = raw.agent_id();
         let mut runner = RunnerConfig::new(agent_id, server_url, token);
         runner.backoff = BackoffConfig {
             base: secs(raw, "RECONNECT_DELAY_SECONDS", 1)?,

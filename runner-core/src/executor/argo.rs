@@ -321,6 +321,15 @@ impl Inner {
         }
     }
 
+    /// Deletes the pipeline's CronWorkflow; one that does not exist is not an error.
+    async fn delete_cron(&self, pipeline: &IngestionPipeline) -> Result<(), ExecutorError> {
+        let name = cron_workflow_name(&pipeline.name, pipeline.fqn());
+        match self.client.delete_cron_workflow(self.ns(), &name).await {
+            Ok(()) | Err(ArgoError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(argo_err(e)),
+        }
+    }
+
     async fn workflows_of(&self, selector: &str) -> Result<Vec<Workflow>, ExecutorError> {
         let mut items = self
             .client
@@ -374,16 +383,7 @@ impl Executor for ArgoExecutor {
             build_cron_workflow(&self.inner.settings.build, &pj, service).map_err(build_err)?;
         let Some(built) = built else {
             // No schedule (any more): remove a previous one.
-            let name = cron_workflow_name(&pipeline.name, pipeline.fqn());
-            match self
-                .inner
-                .client
-                .delete_cron_workflow(self.inner.ns(), &name)
-                .await
-            {
-                Ok(()) | Err(ArgoError::NotFound { .. }) => {}
-                Err(e) => return Err(argo_err(e)),
-            }
+            self.inner.delete_cron(pipeline).await?;
             return Ok(DeployOutcome {
                 scheduled: false,
                 message: "deployed; no schedule (runs on demand)".into(),
@@ -531,16 +531,7 @@ impl Executor for ArgoExecutor {
     }
 
     async fn delete(&self, pipeline: &IngestionPipeline) -> Result<(), ExecutorError> {
-        let name = cron_workflow_name(&pipeline.name, pipeline.fqn());
-        match self
-            .inner
-            .client
-            .delete_cron_workflow(self.inner.ns(), &name)
-            .await
-        {
-            Ok(()) | Err(ArgoError::NotFound { .. }) => {}
-            Err(e) => return Err(argo_err(e)),
-        }
+        self.inner.delete_cron(pipeline).await?;
         self.inner
             .client
             .delete_workflows_by_label(
