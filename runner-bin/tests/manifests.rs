@@ -817,22 +817,30 @@ fn runner_identity_needs() -> BTreeSet<Perm> {
 
 /// The permissions the Argo token's identity needs for what the Argo executor calls.
 fn argo_identity_needs() -> BTreeSet<Perm> {
-    let file = "runner-core/src/executor/argo.rs";
-    let src = code(file);
-    let mut methods = calls_on(&src, "client");
-    assert!(
-        methods.contains("create_workflow_idempotent"),
-        "{file}: the Argo client calls were not found; the scan is stale"
-    );
-    if calls_fn(&src, "informer") {
-        // runner-argo's informer: list, then watch (`/workflow-events`).
-        methods.extend(["list_workflows".to_owned(), "watch_workflows".to_owned()]);
-    }
     let mut need = BTreeSet::new();
-    for method in methods {
-        need.extend(argo_perms(&method).unwrap_or_else(|| {
-            panic!("{file}: `client.{method}(`: say in argo_perms what it makes the Argo Server do")
-        }));
+    // The Argo executor, and `ingestion-runner check`, which runs in the same pod with the same
+    // ARGO_TOKEN (its RBAC rows must not fail on a correct install).
+    for file in [
+        "runner-core/src/executor/argo.rs",
+        "runner-bin/src/check.rs",
+    ] {
+        let src = code(file);
+        let mut methods = calls_on(&src, "client");
+        assert!(
+            methods.contains("list_workflows") || methods.contains("create_workflow_idempotent"),
+            "{file}: the Argo client calls were not found; the scan is stale"
+        );
+        if calls_fn(&src, "informer") {
+            // runner-argo's informer: list, then watch (`/workflow-events`).
+            methods.extend(["list_workflows".to_owned(), "watch_workflows".to_owned()]);
+        }
+        for method in methods {
+            need.extend(argo_perms(&method).unwrap_or_else(|| {
+                panic!(
+                    "{file}: `client.{method}(`: say in argo_perms what it makes the Argo Server do"
+                )
+            }));
+        }
     }
     need
 }
