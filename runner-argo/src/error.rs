@@ -23,9 +23,9 @@ pub mod grpc {
 }
 
 /// RBAC the runner's service account needs in the ingestion namespace.
-pub const RBAC_HINT: &str = "the token's service account needs get/list/watch/create/update/patch/delete on \
-     workflows.argoproj.io and cronworkflows.argoproj.io, get/list/watch on pods and pods/log, and create/get/delete \
-     on secrets in the ingestion namespace (INGESTION_NAMESPACE)";
+pub const RBAC_HINT: &str = "the ARGO_TOKEN service account needs create/get/list/watch/patch/delete on \
+     workflows.argoproj.io, create/get/list/update/patch/delete on cronworkflows.argoproj.io, list/watch on \
+     pods and get on pods/log in the ingestion namespace (INGESTION_NAMESPACE); see deploy/kubernetes";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArgoError {

@@ -207,6 +207,12 @@ fn main() -> ExitCode {
             for w in &raw.warnings {
                 tracing::warn!("{w}");
             }
+            if raw.get("AGENT_ID").is_none() {
+                tracing::warn!(
+                    agent = %settings.runner.agent_id,
+                    "AGENT_ID is not set: using the host name, which in Kubernetes changes with every pod; set AGENT_ID so that the platform sees one runner and a restarted runner re-attaches to its runs"
+                );
+            }
             match run(settings, &raw) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -296,7 +302,7 @@ fn render(
     let service = service.map(read_json).transpose()?;
     let agent_id = raw.agent_id();
     let lookup = raw.lookup(&agent_id);
-    let build = BuildConfig::from_lookup(lookup).context("Argo workflow configuration")?;
+    let build = BuildConfig::from_lookup(lookup)?;
     if run_id.is_none()
         && let Some(cron) = build_cron_workflow(&build, &pipeline_value, service.as_ref())?
     {
@@ -414,10 +420,8 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
             )),
             ExecutorKind::Argo => {
                 let lookup = raw.lookup(&settings.runner.agent_id);
-                let client =
-                    ArgoClientConfig::from_lookup(lookup).context("Argo client configuration")?;
-                let build =
-                    BuildConfig::from_lookup(lookup).context("Argo workflow configuration")?;
+                let client = ArgoClientConfig::from_lookup(lookup)?;
+                let build = BuildConfig::from_lookup(lookup)?;
                 let config_secrets = config_secrets_for(&build).await?;
                 let argo = ArgoExecutor::start(
                     ArgoSettings::new(client, build),

@@ -335,10 +335,11 @@ pub const VARS: &[Var] = &[
         None,
         "Memory request of automation pods",
     ),
-    var(
+    alias(
         "INGESTION_AUTOMOUNT_SA_TOKEN",
-        Some("false"),
-        "Mount the service account token in ingestion pods",
+        &["ARGO_AUTOMOUNT_SA_TOKEN"],
+        None,
+        "Mount the service account token in ingestion pods (false needs INGESTION_SERVICE_ACCOUNT_NAME)",
     ),
     alias(
         "INGESTION_DISABLE_VERSION_VALIDATION",

@@ -715,7 +715,22 @@ fn workflow_spec(
         .filter(|t| *t > 0)
         .or(bc.default_active_deadline_seconds);
 
+    // Argo refuses `automountServiceAccountToken: false` unless the executor (wait container)
+    // has its own service account: give it the workflow's.
+    let mut spec_extra = crate::model::Extra::new();
+    if bc.automount_service_account_token == Some(false) {
+        let sa = bc.service_account_name.clone().ok_or_else(|| {
+            BuildError::Config(
+                "INGESTION_AUTOMOUNT_SA_TOKEN=false needs INGESTION_SERVICE_ACCOUNT_NAME (Argo's executor must run with a service account)".into(),
+            )
+        })?;
+        spec_extra.insert(
+            "executor".into(),
+            serde_json::json!({ "serviceAccountName": sa }),
+        );
+    }
     let spec = WorkflowSpec {
+        extra: spec_extra,
         entrypoint: Some(task),
         templates,
         on_exit,
