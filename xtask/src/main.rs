@@ -6,6 +6,7 @@
 //! - `control-plane`: a mock control plane to point a runner at, printing what it receives.
 
 mod bench;
+mod bench_argo;
 mod demo;
 mod test;
 mod util;
@@ -20,10 +21,11 @@ fn main() -> ExitCode {
         "demo" => demo::main(rest),
         "test" => test::main(rest),
         "bench" => bench::main(rest),
+        "bench-argo" => bench_argo::main(rest),
         "control-plane" => demo::control_plane(rest),
         "echo-client" => bench::echo_client(rest),
         "help" | "--help" | "-h" => {
-            println!("cargo xtask <demo|test|bench|control-plane>");
+            println!("cargo xtask <demo|test|bench|bench-argo|control-plane>");
             println!("  demo           run the whole loop on this machine and exit 0 on success");
             println!(
                 "  test [ARGS]    install/start test services (moto), run all tests; ARGS go to cargo test"
@@ -31,6 +33,10 @@ fn main() -> ExitCode {
             println!(
                 "  bench          measure idle RSS, no-op request overhead vs bare echo, binary size"
             );
+            println!(
+                "  bench-argo     1,000 run requests through the runner vs straight to a fake Argo; Argo"
+            );
+            println!("                 requests/min and RSS while tracking 10 / 100 / 1,000 runs");
             println!(
                 "  control-plane [--addr A] [--token T]  serve a mock control plane and print events"
             );

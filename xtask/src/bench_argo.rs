@@ -1,0 +1,737 @@
+//! `cargo xtask bench-argo`: the Argo executor measured side by side on this machine, in one run.
+//!
+//! 1. A burst of 1,000 `runPipeline` requests (distinct pipelines and run ids) sent by a mock
+//!    control plane through the release `ingestion-runner run` (`EXECUTOR_TYPE=argo`) into the
+//!    in-process fake Argo Server, against posting the same Workflow bodies (built with
+//!    `build_run_workflow` from the same settings) straight to a fresh fake Argo with
+//!    `ArgoClient::create_workflow`, from the same harness, with the same number in flight.
+//! 2. Argo API requests the runner makes over a fixed window while it tracks 10, 100 and 1,000
+//!    active runs (the fake's phase plan keeps them Running), scaled to per minute.
+//! 3. The runner's RSS while it tracks them.
+//!
+//! Both fakes validate every request body against `shared/specs/argo/swagger.json` when the
+//! file is present (the table says whether it was).
+//!
+//! Runs in release: builds `runner-bin` (alone, so it carries no test features) and `xtask`
+//! with `--release`, then re-executes itself from the release build.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use runner_argo::build::{BuildConfig, RunRequest, build_run_workflow};
+use runner_argo::fake::{FakeArgo, FakeConfig, PhaseStep};
+use runner_argo::model::Workflow;
+use runner_argo::{ArgoClient, ArgoClientConfig};
+use runner_core::testkit::{MockControlPlane, MockOptions};
+use runner_protocol::{
+    IngestionPipeline, OpResult, PipelineState, Request, Response, RunOptions, RunnerEvent,
+};
+use serde_json::{Value, json};
+
+use crate::util;
+
+/// Requests in the burst.
+const BURST: usize = 1_000;
+/// Requests in flight, on both paths.
+const IN_FLIGHT: usize = 32;
+/// Window over which the runner's Argo API requests are counted.
+/// (30 s: a multiple of the runner's 15 s health check, which calls `GET /api/v1/version`.)
+const WINDOW: Duration = Duration::from_secs(30);
+/// Quiet time between "every run is Running" and the window.
+const SETTLE: Duration = Duration::from_secs(2);
+const TOKEN: &str = "bench-argo-token";
+const AGENT: &str = "bench-argo";
+const NAMESPACE: &str = "ingestion";
+const IMAGE: &str = "openmetadata/ingestion:1.9.0";
+
+pub fn main(args: &[String]) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        // Two builds, so that the runner binary does not get the fake / testkit features the
+        // xtask enables (features unify within one cargo invocation).
+        for pkg in ["runner-bin", "xtask"] {
+            println!("== building {pkg} (release)");
+            let ok = util::cargo()
+                .args(["build", "--release", "--quiet", "-p", pkg])
+                .status()?
+                .success();
+            if !ok {
+                bail!("release build of {pkg} failed");
+            }
+        }
+        let me = util::target_dir().join("release").join("xtask");
+        let status = std::process::Command::new(me)
+            .arg("bench-argo")
+            .args(args)
+            .status()?;
+        if !status.success() {
+            bail!("bench-argo failed ({status})");
+        }
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(inner())
+}
+
+/// The runner's environment (and the settings the direct path builds its bodies from).
+fn runner_env(server_url: &str, argo_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SERVER_URL", server_url.to_owned()),
+        ("AUTH_TOKEN", TOKEN.to_owned()),
+        ("AGENT_ID", AGENT.to_owned()),
+        ("EXECUTOR_TYPE", "argo".to_owned()),
+        ("PIPELINE_SERVICE_CLIENT_ENDPOINT", argo_url.to_owned()),
+        ("INGESTION_IMAGE", IMAGE.to_owned()),
+        ("INGESTION_NAMESPACE", NAMESPACE.to_owned()),
+        ("SECRETS_MANAGER", "env".to_owned()),
+        ("SECRETS_DELIVERY", "pod".to_owned()),
+        // What the `secret:` references of the pipeline and the service resolve to.
+        ("RUNNER_SECRET_DEMO_BOT_TOKEN", "bench-jwt".to_owned()),
+        (
+            "RUNNER_SECRET_MYSQL_PROD_PASSWORD",
+            "bench-password".to_owned(),
+        ),
+        ("MAX_CONCURRENT_REQUESTS", "1000".to_owned()),
+        ("LOG_LEVEL", "warn".to_owned()),
+        // Loopback, any port: nothing else on this machine gets in the way.
+        ("HEALTH_BIND", "127.0.0.1:0".to_owned()),
+        ("METRICS_BIND", "127.0.0.1:0".to_owned()),
+    ]
+}
+
+fn runner_command(env: &[(&'static str, String)]) -> tokio::process::Command {
+    let runner_bin = util::target_dir().join("release").join("ingestion-runner");
+    let mut cmd = tokio::process::Command::new(runner_bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// The runner's effective settings (defaults included), from `ingestion-runner config --json`:
+/// what the direct path builds its bodies and its client from, so both send the same.
+async fn effective_settings() -> anyhow::Result<HashMap<String, String>> {
+    let out = runner_command(&runner_env("ws://127.0.0.1:9/agent", "http://127.0.0.1:9"))
+        .args(["config", "--json"])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!(
+            "ingestion-runner config failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout)?;
+    Ok(list
+        .iter()
+        .filter(|v| v["source"] != "-")
+        .filter_map(|v| {
+            Some((
+                v["name"].as_str()?.to_owned(),
+                v["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// The fake's configuration, the same for both paths: runs go Pending -> Running after 1 s and
+/// stay Running (no end), so they remain active for the tracking windows.
+fn fake_config() -> FakeConfig {
+    FakeConfig {
+        phase_plan: vec![
+            PhaseStep::new(Duration::ZERO, "Pending"),
+            PhaseStep::new(Duration::from_secs(1), "Running"),
+        ],
+        ..FakeConfig::default()
+    }
+}
+
+/// A realistic metadata pipeline: its own FQN, an OpenMetadata server connection with a
+/// `secret:` bot token, a service entity reference.
+fn pipeline(i: usize) -> IngestionPipeline {
+    let name = format!("mysql_prod_metadata_{i:04}");
+    serde_json::from_value(json!({
+        "id": format!("0f5e8a52-1111-4a4a-9d9d-{i:012}"),
+        "name": name,
+        "fullyQualifiedName": format!("mysql_prod.{name}"),
+        "pipelineType": "metadata",
+        "sourceConfig": {"config": {
+            "type": "DatabaseMetadata",
+            "markDeletedTables": true,
+            "includeTables": true,
+            "includeViews": true,
+            "schemaFilterPattern": {"includes": ["^sales$", "^crm$"]}
+        }},
+        "airflowConfig": {"scheduleInterval": null, "pipelineTimezone": "UTC", "retries": 1},
+        "service": {"id": "5b3e4c1d-2222-4b4b-8e8e-000000000001", "type": "databaseService",
+            "name": "mysql_prod", "fullyQualifiedName": "mysql_prod"},
+        "loggerLevel": "INFO",
+        "openMetadataServerConnection": {"hostPort": "https://acme.getcollate.io/api",
+            "authProvider": "openmetadata",
+            "securityConfig": {"jwtToken": "secret:/demo/bot-token"}},
+        "enabled": true
+    }))
+    .expect("a valid pipeline")
+}
+
+fn service() -> Value {
+    json!({
+        "id": "5b3e4c1d-2222-4b4b-8e8e-000000000001",
+        "name": "mysql_prod",
+        "fullyQualifiedName": "mysql_prod",
+        "serviceType": "Mysql",
+        "connection": {"config": {
+            "type": "Mysql",
+            "scheme": "mysql+pymysql",
+            "hostPort": "mysql.prod.internal:3306",
+            "username": "openmetadata_ingest",
+            "authType": {"password": "secret:/mysql/prod/password"}
+        }}
+    })
+}
+
+fn run_id(i: usize) -> String {
+    format!("bench-run-{i:05}")
+}
+
+fn run_request(i: usize) -> Request {
+    Request::RunPipeline {
+        pipeline: Box::new(pipeline(i)),
+        service: Some(service()),
+        options: RunOptions {
+            run_id: Some(run_id(i)),
+            config_override: None,
+        },
+    }
+}
+
+/// The Workflow the runner builds for run `i` (what its Argo executor does).
+fn workflow(bc: &BuildConfig, i: usize) -> anyhow::Result<Workflow> {
+    let pj = serde_json::to_value(pipeline(i))?;
+    let svc = service();
+    let id = run_id(i);
+    Ok(build_run_workflow(
+        bc,
+        &RunRequest {
+            pipeline: &pj,
+            service: Some(&svc),
+            run_id: &id,
+            overrides: None,
+        },
+    )?
+    .workflow)
+}
+
+struct Burst {
+    wall: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    failures: usize,
+    first_failure: Option<String>,
+}
+
+impl Burst {
+    fn throughput(&self) -> f64 {
+        BURST as f64 / self.wall.as_secs_f64()
+    }
+}
+
+fn burst_of(wall: Duration, results: Vec<(Duration, Result<(), String>)>) -> Burst {
+    let mut lat: Vec<Duration> = results.iter().map(|r| r.0).collect();
+    lat.sort();
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.1.as_ref().err()).collect();
+    let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len() - 1)];
+    Burst {
+        wall,
+        p50: pct(50),
+        p99: pct(99),
+        max: *lat.last().expect("samples"),
+        failures: failures.len(),
+        first_failure: failures.first().map(|s| s.to_string()),
+    }
+}
+
+/// Posts `bodies` straight to the fake, `IN_FLIGHT` at a time.
+async fn direct_burst(client: &ArgoClient, bodies: &[Workflow]) -> Burst {
+    let t0 = Instant::now();
+    let results = futures_util::stream::iter(bodies)
+        .map(|wf| async move {
+            let s = Instant::now();
+            let r = client
+                .create_workflow(NAMESPACE, wf)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            (s.elapsed(), r)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    burst_of(t0.elapsed(), results)
+}
+
+/// Sends `requests` through the control plane to the runner, `IN_FLIGHT` at a time.
+async fn runner_burst(cp: &MockControlPlane, requests: Vec<Request>) -> Burst {
+    let t0 = Instant::now();
+    let results = futures_util::stream::iter(requests)
+        .map(|req| async move {
+            let s = Instant::now();
+            let r = match cp.request(req).await {
+                Ok(Response::Result(OpResult::PipelineResponse(p))) if p.code == 200 => Ok(()),
+                Ok(Response::Result(OpResult::Pong {})) => Ok(()),
+                Ok(other) => Err(format!("{other:?}")),
+                Err(e) => Err(e),
+            };
+            (s.elapsed(), r)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    burst_of(t0.elapsed(), results)
+}
+
+/// Where two JSON values first differ (a JSON pointer and both values).
+fn first_diff(a: &Value, b: &Value, at: &str) -> String {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) if p == q => {}
+                    (Some(p), Some(q)) => return first_diff(p, q, &format!("{at}/{k}")),
+                    (p, q) => return format!("{at}/{k}: {p:?} vs {q:?}"),
+                }
+            }
+            format!("{at}: equal")
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                if p != q {
+                    return first_diff(p, q, &format!("{at}/{i}"));
+                }
+            }
+            format!("{at}: equal")
+        }
+        _ => format!("{at}: {a} vs {b}"),
+    }
+}
+
+/// CPU time (user + system) of a process so far, from /proc (100 ticks per second).
+fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+/// Peak resident set size (`VmHWM`) of a process, in KiB.
+fn hwm_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmHWM in /proc/PID/status")
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// A release runner connected to a fresh mock control plane, with its Argo executor pointed
+/// at a fresh fake Argo.
+struct Rig {
+    fake: FakeArgo,
+    cp: MockControlPlane,
+    child: tokio::process::Child,
+    pid: u32,
+    log: std::path::PathBuf,
+}
+
+impl Rig {
+    async fn start(label: &str) -> anyhow::Result<Rig> {
+        let fake = FakeArgo::start(fake_config()).await?;
+        let cp = MockControlPlane::start(MockOptions {
+            token: TOKEN.into(),
+            ..MockOptions::default()
+        })
+        .await?;
+        let log = util::target_dir().join(format!("bench-argo-runner-{label}.log"));
+        let log_file = std::fs::File::create(&log)?;
+        let child = runner_command(&runner_env(&cp.url(), &fake.url()))
+            .arg("run")
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .context("starting target/release/ingestion-runner")?;
+        let pid = child.id().context("pid")?;
+        cp.wait_connected(Duration::from_secs(30))
+            .await
+            .map_err(|e| anyhow::anyhow!("the runner did not connect: {e}"))?;
+        // The executor's informer: one list, then one watch.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fake.request_count() < 2 {
+            if Instant::now() > deadline {
+                bail!(
+                    "the runner's Argo executor made {} request(s) in 10 s (expected a list and a watch); see {}",
+                    fake.request_count(),
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(Rig {
+            fake,
+            cp,
+            child,
+            pid,
+            log,
+        })
+    }
+
+    /// Waits until the control plane has stored a `running` status for `n` distinct runs.
+    async fn wait_running(&self, n: usize, timeout: Duration) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        loop {
+            let mut latest: HashMap<String, PipelineState> = HashMap::new();
+            for e in self.cp.events() {
+                let RunnerEvent::RunStatus { status, .. } = e.event.event;
+                latest.insert(status.run_id, status.pipeline_state);
+            }
+            let running = latest
+                .values()
+                .filter(|s| **s == PipelineState::Running)
+                .count();
+            if running >= n {
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                bail!("only {running} of {n} runs reported running after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Argo API requests made by the runner over [`WINDOW`], with their kinds.
+    async fn window(&self) -> (usize, BTreeMap<String, usize>) {
+        let before = self.fake.request_count();
+        tokio::time::sleep(WINDOW).await;
+        let requests = self.fake.requests();
+        let mut kinds = BTreeMap::new();
+        for r in requests.iter().skip(before) {
+            *kinds.entry(format!("{} {}", r.method, r.path)).or_insert(0) += 1;
+        }
+        (requests.len() - before, kinds)
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        util::sigterm(self.pid);
+        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                if !status.success() {
+                    println!(
+                        "   runner exited with {status} after SIGTERM (log: {})",
+                        self.log.display()
+                    );
+                }
+            }
+            Err(_) => {
+                println!("   runner did not exit within 15 s of SIGTERM; killing it");
+                let _ = self.child.kill().await;
+            }
+        }
+        let warnings = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = warnings.lines().collect();
+        if !lines.is_empty() {
+            println!(
+                "   runner log {} ({} lines), first: {}",
+                self.log.display(),
+                lines.len(),
+                lines[0]
+            );
+        }
+        Ok(())
+    }
+}
+
+struct Tracking {
+    runs: usize,
+    requests: usize,
+    kinds: BTreeMap<String, usize>,
+    rss_kib: u64,
+}
+
+impl Tracking {
+    fn per_minute(&self) -> f64 {
+        self.requests as f64 * 60.0 / WINDOW.as_secs_f64()
+    }
+}
+
+async fn track(rig: &Rig, runs: usize) -> anyhow::Result<Tracking> {
+    let took = rig.wait_running(runs, Duration::from_secs(120)).await?;
+    tokio::time::sleep(SETTLE).await;
+    println!(
+        "   {runs} runs running ({took:.1?} after the last reply); counting Argo requests for {WINDOW:?}"
+    );
+    let (requests, kinds) = rig.window().await;
+    let rss_kib = util::rss_kib(rig.pid)?;
+    Ok(Tracking {
+        runs,
+        requests,
+        kinds,
+        rss_kib,
+    })
+}
+
+async fn inner() -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    // Other work on the machine skews every figure here: say how busy it was.
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let load_before = loadavg();
+
+    // The bodies of the direct path, from the runner's own settings.
+    let env = effective_settings().await?;
+    let lookup = |k: &str| env.get(k).cloned();
+    let bc = BuildConfig::from_lookup(lookup)?;
+    let bodies: Vec<Workflow> = (0..BURST)
+        .map(|i| workflow(&bc, i))
+        .collect::<anyhow::Result<_>>()?;
+
+    // 1a. Straight to a fresh fake Argo.
+    println!("== {BURST} workflow creates straight to the fake Argo, {IN_FLIGHT} in flight");
+    let fake = FakeArgo::start(fake_config()).await?;
+    let validating = fake.validating();
+    let client = ArgoClient::new(ArgoClientConfig::from_lookup(|k| {
+        if k == "PIPELINE_SERVICE_CLIENT_ENDPOINT" {
+            Some(fake.url())
+        } else {
+            env.get(k).cloned()
+        }
+    })?)?;
+    let cpu0 = cpu_time("self")?;
+    let direct = direct_burst(&client, &bodies).await;
+    let direct_harness_cpu = cpu_time("self")? - cpu0;
+    let direct_rejected = fake.rejected().len();
+    if fake.workflows().len() != BURST || direct.failures > 0 {
+        bail!(
+            "direct path: {} workflows stored, {} failures (first: {:?})",
+            fake.workflows().len(),
+            direct.failures,
+            direct.first_failure
+        );
+    }
+    drop(client);
+    drop(fake);
+
+    // 1b. Through the release runner, into another fresh fake Argo.
+    println!("== {BURST} runPipeline requests through the runner, {IN_FLIGHT} in flight");
+    let rig = Rig::start("1000").await?;
+    let idle_rss = util::rss_kib(rig.pid)?;
+    let base_requests = rig.fake.request_count();
+    // The protocol hop alone: no-op pings, same harness, same number in flight.
+    let pings = runner_burst(&rig.cp, (0..BURST).map(|_| Request::Ping {}).collect()).await;
+    if pings.failures > 0 {
+        println!(
+            "   {} pings failed: {:?}",
+            pings.failures, pings.first_failure
+        );
+    }
+    let requests: Vec<Request> = (0..BURST).map(run_request).collect();
+    let runner_pid = rig.pid.to_string();
+    let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
+    let through = runner_burst(&rig.cp, requests).await;
+    let through_harness_cpu = cpu_time("self")? - cpu0;
+    let through_runner_cpu = cpu_time(&runner_pid)? - rcpu0;
+    if through.failures > 0 {
+        println!(
+            "   {} of {BURST} requests failed; first: {}",
+            through.failures,
+            through.first_failure.as_deref().unwrap_or("")
+        );
+    }
+    let burst_requests = rig.fake.request_count() - base_requests;
+    let runner_rejected = rig.fake.rejected().len();
+    // The runner sent what the direct path sent.
+    let sent: HashMap<String, Value> = rig
+        .fake
+        .bodies()
+        .into_iter()
+        .filter(|(what, _)| what.starts_with("POST /api/v1/workflows/"))
+        .filter_map(|(_, b)| {
+            let name = b["workflow"]["metadata"]["name"].as_str()?.to_owned();
+            Some((name, b["workflow"].clone()))
+        })
+        .collect();
+    let same_bodies = bodies
+        .iter()
+        .filter(|wf| {
+            sent.get(wf.name())
+                .is_some_and(|b| serde_json::to_value(wf).is_ok_and(|v| v == *b))
+        })
+        .count();
+    if let Some(wf) = bodies.first()
+        && let Some(b) = sent.get(wf.name())
+    {
+        let mine = serde_json::to_value(wf)?;
+        if mine != *b {
+            println!(
+                "   run 0: the runner's body differs: {}",
+                first_diff(&mine, b, "")
+            );
+        }
+    }
+    let t1000 = track(&rig, BURST).await?;
+    let peak_rss = hwm_kib(rig.pid)?;
+    let stored = rig.fake.workflows().len();
+    rig.stop().await?;
+
+    // 2. Tracking 10 and 100 runs: a fresh runner and fake.
+    println!("== tracking 10, then 100 runs (fresh runner, fresh fake Argo)");
+    let rig = Rig::start("100").await?;
+    let idle_rss_2 = util::rss_kib(rig.pid)?;
+    let b10 = runner_burst(&rig.cp, (0..10).map(run_request).collect()).await;
+    let t10 = track(&rig, 10).await?;
+    let b100 = runner_burst(&rig.cp, (10..100).map(run_request).collect()).await;
+    let t100 = track(&rig, 100).await?;
+    if b10.failures + b100.failures > 0 {
+        println!(
+            "   {} requests failed; first: {:?}",
+            b10.failures + b100.failures,
+            b10.first_failure.or(b100.first_failure)
+        );
+    }
+    rig.stop().await?;
+
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!();
+    println!(
+        "| {BURST} run requests, {IN_FLIGHT} in flight | through the runner | straight to the fake Argo | ratio | target |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| wall time | {:.2?} | {:.2?} | {:.2}x | - |",
+        through.wall,
+        direct.wall,
+        ratio(through.wall, direct.wall)
+    );
+    println!(
+        "| throughput | {:.0}/s | {:.0}/s | **{:.2}x** | <= 1.2x |",
+        through.throughput(),
+        direct.throughput(),
+        direct.throughput() / through.throughput()
+    );
+    println!(
+        "| latency p50 | {:.2?} | {:.2?} | **{:.2}x** | <= 1.2x |",
+        through.p50,
+        direct.p50,
+        ratio(through.p50, direct.p50)
+    );
+    println!(
+        "| latency p99 | {:.2?} | {:.2?} | {:.2}x | - |",
+        through.p99,
+        direct.p99,
+        ratio(through.p99, direct.p99)
+    );
+    println!(
+        "| latency max | {:.2?} | {:.2?} | - | - |",
+        through.max, direct.max
+    );
+    let per_req = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6 / BURST as f64);
+    println!(
+        "| CPU per request: harness (fake Argo, mock control plane, client) | {} | {} | - | - |",
+        per_req(through_harness_cpu),
+        per_req(direct_harness_cpu)
+    );
+    println!(
+        "| CPU per request: runner process | {} | - | - | - |",
+        per_req(through_runner_cpu)
+    );
+    println!(
+        "| no-op `ping` through the runner, same harness: throughput, p50 / p99 | {:.0}/s, {:.2?} / {:.2?} | - | - | - |",
+        pings.throughput(),
+        pings.p50,
+        pings.p99
+    );
+    println!(
+        "| failures / bodies rejected by the fake | {} / {runner_rejected} | {} / {direct_rejected} | - | 0 |",
+        through.failures, direct.failures
+    );
+    println!();
+    println!(
+        "| active runs tracked | Argo API requests in {}s window | per minute | runner RSS | target |",
+        WINDOW.as_secs()
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| 0 (connected, idle) | - | - | {} / {} | - |",
+        mib(idle_rss),
+        mib(idle_rss_2)
+    );
+    for t in [&t10, &t100, &t1000] {
+        let kinds = if t.kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            t.kinds
+                .iter()
+                .map(|(k, n)| format!("{n}x `{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "| {} | {} ({kinds}) | {:.1} | {} | independent of runs; RSS < 64 MB |",
+            t.runs,
+            t.requests,
+            t.per_minute(),
+            mib(t.rss_kib)
+        );
+    }
+    println!(
+        "| peak RSS of the 1,000-run runner (VmHWM) | - | - | {} | - |",
+        mib(peak_rss)
+    );
+    println!();
+    println!(
+        "Argo requests the runner made during the burst: {burst_requests} ({BURST} creates expected); workflows stored: {stored}."
+    );
+    println!(
+        "Bodies the runner sent identical to the direct path's: {same_bodies} of {BURST}. Request bodies validated against swagger.json: {}.",
+        if validating {
+            "yes, on both paths"
+        } else {
+            "no (swagger.json absent), on neither path"
+        }
+    );
+    println!(
+        "RSS growth: {} idle -> {} at 10 runs -> {} at 100 runs (runner 2); {} idle -> {} at 1,000 runs (runner 1).",
+        mib(idle_rss_2),
+        mib(t10.rss_kib),
+        mib(t100.rss_kib),
+        mib(idle_rss),
+        mib(t1000.rss_kib)
+    );
+    println!(
+        "Release runner and harness on loopback, {cores} cores; harness runtime: 2 worker threads (fake Argo, mock control plane, clients). Load average (1/5/15 min) before: {load_before}; after: {}.",
+        loadavg()
+    );
+    Ok(())
+}
