@@ -494,3 +494,88 @@ async fn check_reports_argo_rbac_refusals() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_with_a_run_in_flight_finishes_it_and_reports_it_before_exiting() {
+    use runner_protocol::{OpResult, PipelineState, Request, Response, RunOptions, RunnerEvent};
+    let dir = std::env::temp_dir().join(format!("runner-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("ingest.sh");
+    std::fs::write(&script, "echo started; sleep 1.5; echo finished\n").unwrap();
+    let cp = MockControlPlane::start(MockOptions {
+        token: TOKEN.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingestion-runner"))
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SERVER_URL", cp.url())
+        .env("AUTH_TOKEN", TOKEN)
+        .env("AGENT_ID", "drain-test")
+        .env("SECRETS_MANAGER", "env")
+        .env("EXECUTOR_TYPE", "local")
+        .env(
+            "LOCAL_INGESTION_COMMAND",
+            format!("sh {}", script.display()),
+        )
+        .env("DRAIN_GRACE_SECONDS", "20")
+        .env("HEALTH_BIND", "off")
+        .env("METRICS_BIND", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    cp.wait_connected(Duration::from_secs(30)).await.unwrap();
+    let pipeline = serde_json::from_value(serde_json::json!({
+        "name": "drained", "fullyQualifiedName": "svc.drained", "pipelineType": "metadata",
+        "sourceConfig": {"config": {}}, "airflowConfig": {},
+        "openMetadataServerConnection": {"hostPort": "http://om:8585/api"}
+    }))
+    .unwrap();
+    let service = serde_json::json!({"name": "svc", "serviceType": "Mysql", "connection": {"config": {"type": "Mysql"}}});
+    let reply = cp
+        .request(Request::RunPipeline {
+            pipeline: Box::new(pipeline),
+            service: Some(service),
+            options: RunOptions::default(),
+        })
+        .await
+        .unwrap();
+    let Response::Result(OpResult::PipelineResponse(r)) = reply else {
+        panic!("{reply:?}")
+    };
+    let run_id = r.run_id.unwrap();
+    let state_is = |want: PipelineState| {
+        let run_id = run_id.clone();
+        move |e: &runner_protocol::EventFrame| match &e.event {
+            RunnerEvent::RunStatus { status, .. } => {
+                status.run_id == run_id && status.pipeline_state == want
+            }
+        }
+    };
+    cp.wait_event(Duration::from_secs(30), state_is(PipelineState::Running))
+        .await
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert!(status.success(), "{status:?}");
+    // The run finished inside the grace period and its final status reached the control plane.
+    cp.wait_event(Duration::from_secs(1), state_is(PipelineState::Success))
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -491,3 +491,28 @@ async fn shutdown_stops_runs_past_the_grace_period() {
         Some(&PipelineState::Stopped)
     );
 }
+
+#[tokio::test]
+async fn a_rotated_token_file_is_used_at_the_next_attempt() {
+    let dir = TempDir::new();
+    let file = dir.path("token");
+    std::fs::write(&file, "revoked-token\n").unwrap();
+    let h = start(Setup {
+        token_file: Some(file.clone()),
+        auth_retry: Duration::from_millis(400),
+        ..Default::default()
+    })
+    .await;
+    wait_until("the old token to be refused", || {
+        h.cp.upgrades_refused() > 0
+    })
+    .await;
+    assert_eq!(h.status.get().state, ConnectionState::Unauthorized);
+    // The operator (or the kubelet's secret refresh) rotates the file; no restart.
+    std::fs::write(&file, "test-token\n").unwrap();
+    h.cp.wait_connected(WAIT).await.unwrap();
+    wait_until("connected", || {
+        h.status.get().state == ConnectionState::Connected
+    })
+    .await;
+}

@@ -78,6 +78,10 @@ pub struct Setup {
     pub preparer: Preparer,
     /// Another executor than the local one (given the status sink and the preparer).
     pub executor: Option<MakeExecutor>,
+    /// Read the token from this file at each connection attempt (AUTH_TOKEN_FILE).
+    pub token_file: Option<PathBuf>,
+    /// Delay after a rejected token.
+    pub auth_retry: Duration,
 }
 
 pub type MakeExecutor = Box<dyn FnOnce(StatusSink, Arc<Preparer>) -> Arc<dyn Executor>>;
@@ -93,6 +97,8 @@ impl Default for Setup {
             ca_file: None,
             preparer: Preparer::default(),
             executor: None,
+            token_file: None,
+            auth_retry: Duration::from_secs(120),
         }
     }
 }
@@ -124,12 +130,15 @@ pub async fn start(setup: Setup) -> Harness {
     let mut config = RunnerConfig::new(
         "agent-test",
         ServerUrl::parse(&cp.url(), false).unwrap(),
-        TokenSource::Static(AuthToken::new(setup.token)),
+        match setup.token_file {
+            Some(path) => TokenSource::File(path),
+            None => TokenSource::Static(AuthToken::new(setup.token)),
+        },
     );
     config.backoff = BackoffConfig {
         base: Duration::from_millis(100),
         max: Duration::from_millis(500),
-        auth_retry: Duration::from_secs(120),
+        auth_retry: setup.auth_retry,
     };
     config.drain_grace = setup.drain_grace;
     config.ca_file = setup.ca_file;
