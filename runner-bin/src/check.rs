@@ -113,14 +113,7 @@ async fn control_plane(settings: &Settings, out: &mut Vec<Check>) {
         url.to_string(),
     ));
     let host = url.host().to_owned();
-    let port = url
-        .as_str()
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|authority| authority.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .unwrap_or(if url.is_tls() { 443 } else { 80 });
+    let port = url.port();
     const DNS: &str = "DNS resolves the server";
     let addrs: Vec<std::net::SocketAddr> =
         match bounded(tokio::net::lookup_host((host.as_str(), port))).await {

@@ -105,20 +105,22 @@ enum SecretsCommand {
 fn main() -> ExitCode {
     runner_core::install_crypto_provider();
     let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!("ingestion-runner {}", runner_core::VERSION);
+        println!(
+            "protocol versions {:?}",
+            runner_protocol::SUPPORTED_VERSIONS
+        );
+        return ExitCode::SUCCESS;
+    }
+    // Every other command reads the configuration: defaults < file < env < --set.
+    let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
+        Ok(raw) => raw,
+        Err(e) => return config_error(&e),
+    };
     match cli.command {
-        Command::Version => {
-            println!("ingestion-runner {}", runner_core::VERSION);
-            println!(
-                "protocol versions {:?}",
-                runner_protocol::SUPPORTED_VERSIONS
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Version => ExitCode::SUCCESS, // answered above, without reading the configuration
         Command::Config { json } => {
-            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
-                Ok(raw) => raw,
-                Err(e) => return config_error(&e),
-            };
             print_config(&raw, json);
             for w in &raw.warnings {
                 eprintln!("warning: {w}");
@@ -129,10 +131,6 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { json, secrets } => {
-            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
-                Ok(raw) => raw,
-                Err(e) => return config_error(&e),
-            };
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -162,43 +160,27 @@ fn main() -> ExitCode {
             pipeline,
             service,
             run_id,
-        } => {
-            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
-                Ok(raw) => raw,
-                Err(e) => return config_error(&e),
-            };
-            match render(&raw, &pipeline, service.as_deref(), run_id.as_deref()) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {}", describe_error(&e));
-                    ExitCode::from(EXIT_CONFIG)
-                }
+        } => match render(&raw, &pipeline, service.as_deref(), run_id.as_deref()) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("error: {}", describe_error(&e));
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Command::Secrets {
             command: SecretsCommand::Resolve { refs, reveal },
-        } => {
-            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
-                Ok(raw) => raw,
-                Err(e) => return config_error(&e),
-            };
-            match secrets_resolve(&raw, &refs, reveal) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::from(EXIT_RUNTIME),
-                Err(e) => {
-                    eprintln!("error: {}", describe_error(&e));
-                    ExitCode::from(EXIT_CONFIG)
-                }
+        } => match secrets_resolve(&raw, &refs, reveal) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(EXIT_RUNTIME),
+            Err(e) => {
+                eprintln!("error: {}", describe_error(&e));
+                ExitCode::from(EXIT_CONFIG)
             }
-        }
+        },
         Command::Run => {
-            let raw = match Raw::collect(cli.config_file.as_deref(), std::env::vars(), &cli.set) {
-                Ok(raw) => raw,
-                Err(e) => return config_error(&e),
-            };
             let settings = match Settings::validate(&raw) {
                 Ok(s) => s,
                 Err(e) => return config_error(&e),

@@ -73,6 +73,7 @@ impl TokenSource {
 pub struct ServerUrl {
     url: String,
     host: String,
+    port: u16,
     tls: bool,
 }
 
@@ -106,9 +107,11 @@ impl ServerUrl {
                 "ws:// sends the token in clear text; use wss://, or set SERVER_ALLOW_INSECURE=true for a trusted network",
             ));
         }
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(ServerUrl {
             url: raw.to_owned(),
             host,
+            port,
             tls,
         })
     }
@@ -119,6 +122,11 @@ impl ServerUrl {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The port, explicit or the scheme's default.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn is_tls(&self) -> bool {
@@ -198,6 +206,16 @@ mod tests {
         assert!(ServerUrl::parse("wss://collate.example.com/agent", false).is_ok());
         assert!(ServerUrl::parse("ws://127.0.0.1:8080", false).is_ok());
         assert!(ServerUrl::parse("ws://[::1]:8080", false).is_ok());
+        assert_eq!(
+            ServerUrl::parse("ws://[::1]:8080", false).unwrap().port(),
+            8080
+        );
+        assert_eq!(
+            ServerUrl::parse("wss://cp.example.com/agent", false)
+                .unwrap()
+                .port(),
+            443
+        );
         assert!(ServerUrl::parse("ws://localhost:1", false).is_ok());
         let err = ServerUrl::parse("ws://collate.example.com", false).unwrap_err();
         assert!(err.to_string().contains("SERVER_ALLOW_INSECURE"), "{err}");

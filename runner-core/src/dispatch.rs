@@ -137,7 +137,7 @@ impl Dispatcher {
 
     /// Records the local address of the control-plane connection (for `getHostIp`).
     pub fn set_host_ip(&self, ip: IpAddr) {
-        *self.host_ip.lock().unwrap_or_else(|e| e.into_inner()) = Some(ip);
+        *crate::lock(&self.host_ip) = Some(ip);
     }
 
     /// Decides whether to execute `request` with id `id`.
@@ -145,7 +145,7 @@ impl Dispatcher {
         let d = digest(request);
         let now = Instant::now();
         {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = crate::lock(&self.cache);
             // Expire old entries.
             while let Some((old, at)) = cache.order.front().cloned() {
                 if now.duration_since(at) < self.ttl && cache.entries.len() <= self.cache_max {
@@ -191,7 +191,7 @@ impl Dispatcher {
                 ),
             )));
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = crate::lock(&self.cache);
         cache
             .entries
             .insert(id.clone(), (Entry::Pending { digest: d }, now));
@@ -220,7 +220,7 @@ impl Dispatcher {
                 tracing::debug!(id = %id, op, elapsed_ms = started.elapsed().as_millis() as u64, "request done")
             }
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = crate::lock(&self.cache);
         let now = Instant::now();
         cache.entries.insert(
             id.clone(),
@@ -368,12 +368,7 @@ impl Dispatcher {
             Request::GetHostIp {} => {
                 let ip = std::env::var("HOST_IP")
                     .ok()
-                    .or_else(|| {
-                        self.host_ip
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .map(|ip| ip.to_string())
-                    })
+                    .or_else(|| crate::lock(&self.host_ip).map(|ip| ip.to_string()))
                     .unwrap_or_else(|| "unknown".to_owned());
                 Response::Result(OpResult::HostIp { ip })
             }

@@ -38,6 +38,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The `platform` of every `PipelineServiceClientResponse` this runner sends.
 pub const PLATFORM: &str = "hybrid-runner";
 
+/// Locks a mutex; a panic while it was held leaves data this crate keeps consistent (every
+/// critical section is one step), so poisoning is ignored rather than propagated.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Installs rustls's `ring` backend as the process default. Call once at start: with every
 /// cloud SDK compiled in, rustls has two backends and libraries that use the process default
 /// (kube's TLS setup) would otherwise panic.

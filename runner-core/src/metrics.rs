@@ -118,7 +118,7 @@ impl Metrics {
             cpu_last: Mutex::new(None),
         };
         {
-            let mut r = m.registry.lock().unwrap_or_else(|e| e.into_inner());
+            let mut r = crate::lock(&m.registry);
             r.register(
                 "collate_hybrid_agent_connected",
                 "1 while connected to the control plane",
@@ -236,7 +236,7 @@ impl Metrics {
                 .unwrap_or(0.0);
         let cpu_secs = ticks / 100.0;
         let now = std::time::Instant::now();
-        let mut last = self.cpu_last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = crate::lock(&self.cpu_last);
         if let Some((t, c)) = *last {
             let wall = now.duration_since(t).as_secs_f64();
             if wall > 0.0 {
@@ -259,7 +259,7 @@ impl Metrics {
     pub fn encode(&self) -> String {
         self.sample_process();
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let registry = crate::lock(&self.registry);
         if encode(&mut out, &registry).is_err() {
             out.clear();
         }

@@ -20,6 +20,11 @@ struct Inner {
     dropped: u64,
 }
 
+fn owned_key(event: &RunnerEvent) -> (String, String) {
+    let (fqn, run) = event.supersede_key();
+    (fqn.to_owned(), run.to_owned())
+}
+
 /// Shared between the executors (which publish) and the connection (which sends and acks).
 #[derive(Debug)]
 pub struct Outbox {
@@ -44,8 +49,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding this lock leaves consistent data (every method is one step).
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.inner)
     }
 
     /// Adds an event and wakes the connection. Never blocks and never fails.
@@ -54,16 +58,14 @@ impl Outbox {
             let mut inner = self.lock();
             let seq = inner.next_seq;
             inner.next_seq += 1;
-            let (fqn, run) = event.supersede_key();
-            let key = (fqn.to_owned(), run.to_owned());
+            let key = owned_key(&event);
             if let Some(old) = inner.by_key.insert(key, seq) {
                 inner.entries.remove(&old);
             }
             inner.entries.insert(seq, event);
             while inner.entries.len() > self.capacity {
                 if let Some((_, ev)) = inner.entries.pop_first() {
-                    let (fqn, run) = ev.supersede_key();
-                    let key = (fqn.to_owned(), run.to_owned());
+                    let key = owned_key(&ev);
                     inner.by_key.remove(&key);
                     inner.dropped += 1;
                     tracing::warn!(
@@ -98,8 +100,7 @@ impl Outbox {
         let keep = inner.entries.split_off(&(through + 1));
         let gone = std::mem::replace(&mut inner.entries, keep);
         for (seq, ev) in gone {
-            let (fqn, run) = ev.supersede_key();
-            let key = (fqn.to_owned(), run.to_owned());
+            let key = owned_key(&ev);
             if inner.by_key.get(&key) == Some(&seq) {
                 inner.by_key.remove(&key);
             }

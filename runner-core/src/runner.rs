@@ -142,19 +142,11 @@ pub struct StatusHandle {
 
 impl StatusHandle {
     pub fn get(&self) -> RunnerStatus {
-        let mut s = self
-            .status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let mut s = crate::lock(&self.status).clone();
         s.events_pending = self.outbox.len();
         s.runs_in_flight = self.dispatcher.executor().runs_in_flight();
         s.requests_in_flight = self.dispatcher.in_flight();
-        s.readiness = self
-            .readiness
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        s.readiness = crate::lock(&self.readiness).clone();
         s.executor = self.dispatcher.executor().kind();
         s
     }
@@ -235,7 +227,7 @@ impl Runner {
         crate::metrics::metrics()
             .connected
             .set(i64::from(state == ConnectionState::Connected));
-        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = crate::lock(&self.status);
         if s.state != state {
             s.state = state;
             s.since = SystemTime::now();
@@ -462,7 +454,7 @@ impl Runner {
             self.outbox.ack(acked);
         }
         {
-            let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = crate::lock(&self.status);
             s.session_id = Some(welcome.session_id.clone());
             s.protocol_version = Some(welcome.protocol_version);
             s.connects += 1;
@@ -625,7 +617,7 @@ impl Runner {
                         ));
                     }
                     let hb = Heartbeat {
-                        readiness: Some(self.readiness.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+                        readiness: Some(crate::lock(&self.readiness).clone()),
                         load: Some(self.load()),
                     };
                     if let Err(e) = sink.send(WsMessage::text(session.heartbeat(hb))).await {
@@ -699,7 +691,7 @@ async fn health_loop(
                 detail: Some("no secrets backend in use".into()),
             },
         };
-        *readiness.lock().unwrap_or_else(|e| e.into_inner()) = Readiness {
+        *crate::lock(&readiness) = Readiness {
             executor: ex,
             secrets: sec,
         };

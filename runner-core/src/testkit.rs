@@ -16,6 +16,8 @@ use runner_protocol::{
     Reject, Request, Response,
 };
 use tokio::net::TcpListener;
+
+use crate::lock;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::server::{
@@ -107,10 +109,6 @@ impl std::fmt::Debug for MockControlPlane {
             .field("addr", &self.addr)
             .finish()
     }
-}
-
-fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MockControlPlane {

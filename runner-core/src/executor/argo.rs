@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AutomationSpec, DeployOutcome, Executor, ExecutorError, RunSpec, StatusSink, now_ms};
+use crate::lock;
 use crate::prepare::Preparer;
 
 /// Settings of the Argo executor.
@@ -207,10 +208,6 @@ impl ArgoExecutor {
             .spawn(async move { watcher.watch_loop().await });
         Ok(ArgoExecutor { inner })
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {

@@ -27,6 +27,7 @@ use super::{
     AutomationSpec, DeployOutcome, Executor, ExecutorError, RunSpec, StatusSink, Trigger, now_ms,
     status_now,
 };
+use crate::lock;
 use crate::prepare::Preparer;
 use crate::schedule::Schedule;
 use runner_secrets::Masker;
@@ -146,10 +147,6 @@ impl Run {
     fn is_finished(&self) -> bool {
         lock(&self.status).pipeline_state.is_terminal()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug)]
