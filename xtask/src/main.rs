@@ -7,7 +7,10 @@
 
 mod bench;
 mod bench_argo;
+mod bench_ops;
+mod chaos;
 mod demo;
+mod fuzz;
 mod test;
 mod util;
 
@@ -22,6 +25,9 @@ fn main() -> ExitCode {
         "test" => test::main(rest),
         "bench" => bench::main(rest),
         "bench-argo" => bench_argo::main(rest),
+        "bench-ops" => bench_ops::main(rest),
+        "chaos" => chaos::main(rest),
+        "fuzz" => fuzz::main(rest),
         "control-plane" => demo::control_plane(rest),
         "echo-client" => bench::echo_client(rest),
         "help" | "--help" | "-h" => {
