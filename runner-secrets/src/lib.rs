@@ -7,6 +7,7 @@
 //!   (TTL, size bound, single-flight, stale-on-error), bounded retries and a concurrency cap.
 //! - [`SecretValue`], [`ResolvedConfig`]: resolved values, whose `Debug`/`Display` print a mask.
 //! - [`Masker`]: redacts resolved values (and their encoded forms) from text.
+//! - [`leak::LeakScanner`]: finds values (and more encodings) in output, for leak tests.
 //! - [`SecretsConfig`]: settings from the environment and construction of the provider.
 //!
 //! Providers: `env`, `file`, `memory` always; `aws`, `azure`, `gcp`, `kubernetes` behind the
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod error;
+pub mod leak;
 pub mod mask;
 pub mod provider;
 pub mod providers;

@@ -71,6 +71,15 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("initcontainers", "the pod spec is the operator's setting"),
     ("sidecars", "the pod spec is the operator's setting"),
     ("command", "the command is fixed by the pipeline type"),
+    ("args", "the command is fixed by the pipeline type"),
+    (
+        "env",
+        "the pod's env is the runner's contract (config, pipelineType, pipelineRunId, ...) plus INGESTION_EXTRA_ENVS",
+    ),
+    (
+        "envfrom",
+        "the pod's env is the runner's contract (config, pipelineType, pipelineRunId, ...) plus INGESTION_EXTRA_ENVS",
+    ),
     (
         "resources",
         "resources are the runner's INGESTION_{CPU,MEMORY}_{LIMIT,REQUEST}",
@@ -80,6 +89,61 @@ const FORBIDDEN: &[(&str, &str)] = &[
 fn forbidden(key: &str) -> Option<&'static str> {
     let k = key.to_ascii_lowercase();
     FORBIDDEN.iter().find(|(f, _)| *f == k).map(|(_, why)| *why)
+}
+
+/// Check the top level of an object the control plane sends (an automation workflow): any
+/// forbidden key is refused.
+pub fn check_top_level(v: &Value) -> Result<(), BuildError> {
+    for k in v.as_object().into_iter().flat_map(|m| m.keys()) {
+        if let Some(why) = forbidden(k) {
+            return Err(BuildError::Forbidden {
+                field: k.clone(),
+                reason: why.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Longest name, FQN or run id accepted (bytes).
+pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+
+/// Check a name, FQN or run id from a request before it goes into object names, labels,
+/// annotations and env values: no control characters, no Argo template expression (`{{`:
+/// Argo would evaluate it in an env value), at most [`MAX_IDENTIFIER_BYTES`]. A run id is
+/// also used to select and name things, so it may not hold whitespace, a path separator
+/// (`/`, `\`) or a `..` sequence.
+pub fn check_identifier(field: &str, v: &str, is_run_id: bool) -> Result<(), BuildError> {
+    let invalid = |reason: String| {
+        Err(BuildError::Invalid {
+            field: field.to_owned(),
+            reason,
+        })
+    };
+    if v.len() > MAX_IDENTIFIER_BYTES {
+        return invalid(format!(
+            "{} bytes long; at most {MAX_IDENTIFIER_BYTES} are accepted",
+            v.len()
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return invalid("contains a control character".into());
+    }
+    if v.contains("{{") {
+        return invalid(
+            "contains `{{`, an Argo template expression, which Argo would evaluate in the pod's env"
+                .into(),
+        );
+    }
+    if is_run_id
+        && (v.chars().any(char::is_whitespace) || v.contains(['/', '\\']) || v.contains(".."))
+    {
+        return invalid(
+            "a run id may not hold whitespace, `/`, `\\` or `..` (use letters, digits and `-_.:+`)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Check the places of an IngestionPipeline where such settings could be smuggled: its top
@@ -140,4 +204,47 @@ pub fn check_overrides(v: &Value, path: &str) -> Result<(), BuildError> {
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn env_and_pod_settings_are_refused_at_the_top_of_an_automation() {
+        for key in ["env", "envFrom", "imagePullSecrets", "privileged", "args"] {
+            let e = check_top_level(&json!({"name": "t", key: []})).unwrap_err();
+            assert!(
+                matches!(&e, BuildError::Forbidden { field, .. } if field == key),
+                "{key}: {e}"
+            );
+        }
+        assert!(check_top_level(&json!({"name": "t", "request": {"image": "x"}})).is_ok());
+        let e = check_pipeline(&json!({"name": "p", "airflowConfig": {"env": []}})).unwrap_err();
+        assert!(e.to_string().contains("`airflowConfig.env`"), "{e}");
+    }
+
+    #[test]
+    fn identifiers_refuse_templates_control_characters_and_paths() {
+        assert!(check_identifier("name", "My Pipeline (prod) ü", false).is_ok());
+        assert!(check_identifier("runId", "manual__2024-01-01T00:00:00+00:00", true).is_ok());
+        for (v, run_id, says) in [
+            ("{{workflow.parameters.x}}", false, "`{{`"),
+            ("a\u{0}b", false, "control"),
+            ("a\nb", false, "control"),
+            ("../../etc/passwd", true, "`..`"),
+            ("a/b", true, "`/`"),
+            ("a b", true, "whitespace"),
+        ] {
+            let e = check_identifier("runId", v, run_id)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`runId`") && e.contains(says), "{v:?}: {e}");
+        }
+        let long = "a".repeat(MAX_IDENTIFIER_BYTES + 1);
+        assert!(check_identifier("name", &long, false).is_err());
+        // Outside run ids, `/` is an ordinary character of a name.
+        assert!(check_identifier("fullyQualifiedName", "svc/a..b", false).is_ok());
+    }
 }

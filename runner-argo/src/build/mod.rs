@@ -451,6 +451,8 @@ fn common(bc: &BuildConfig, pipeline: &Value, kind: &str) -> Result<Common, Buil
     let ptype = pipeline_str(pipeline, "pipelineType")
         .ok_or_else(|| BuildError::missing("pipelineType"))?
         .to_owned();
+    guard::check_identifier("name", &name, false)?;
+    guard::check_identifier("fullyQualifiedName", &fqn, false)?;
     if crate::logs::task_key(&ptype).is_none()
         && ptype != "policyAgent"
         && ptype != "reverseMetadata"
@@ -538,6 +540,7 @@ fn config_env(
 ) -> Result<(EnvVar, Option<String>), BuildError> {
     match bc.secrets_delivery {
         SecretsDelivery::Runner => {
+            wfconfig::check_config_size(config)?;
             let secret = config_secret_name(owner_name);
             Ok((
                 EnvVar::from_secret("config", &secret, CONFIG_SECRET_KEY),
@@ -549,6 +552,7 @@ fn config_env(
             if !found.is_empty() {
                 return Err(BuildError::PlaintextSecret(found));
             }
+            wfconfig::check_config_size(config)?;
             let text = config_text(config);
             if text.contains("{{") {
                 // Argo would try to substitute it as a template variable and fail the workflow
@@ -769,6 +773,7 @@ pub fn build_run_workflow(bc: &BuildConfig, req: &RunRequest<'_>) -> Result<Buil
     if req.run_id.trim().is_empty() {
         return Err(BuildError::missing("runId"));
     }
+    guard::check_identifier("runId", req.run_id, true)?;
     let mut c = common(bc, req.pipeline, "run")?;
     c.labels
         .insert(LABEL_RUN_ID.into(), label_value(req.run_id));
@@ -819,27 +824,10 @@ pub fn build_automation_workflow(
     let fqn = pipeline_str(automation, "fullyQualifiedName")
         .unwrap_or(name)
         .to_owned();
-    for k in automation
-        .as_object()
-        .map(|m| m.keys().cloned().collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        if [
-            "image",
-            "namespace",
-            "serviceAccountName",
-            "volumes",
-            "securityContext",
-            "hostNetwork",
-        ]
-        .contains(&k.as_str())
-        {
-            return Err(BuildError::Forbidden {
-                field: k,
-                reason: "pod settings are the runner's".into(),
-            });
-        }
-    }
+    guard::check_top_level(automation)?;
+    guard::check_identifier("name", name, false)?;
+    guard::check_identifier("fullyQualifiedName", &fqn, false)?;
+    guard::check_identifier("runId", run_id, true)?;
     let mut labels = names::base_labels(&bc.runner_id, &fqn, "automation", "automation");
     labels.insert(LABEL_RUN_ID.into(), label_value(run_id));
     let c = Common {

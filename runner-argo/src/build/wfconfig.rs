@@ -52,6 +52,7 @@ pub fn workflow_config(
             "pipelineRunId": run_id,
         });
         strip_nulls(&mut out);
+        check_config_size(&out)?;
         return Ok(out);
     }
 
@@ -176,7 +177,9 @@ pub fn workflow_config(
     {
         out.insert("enableStreamableLogs".into(), Value::Bool(b));
     }
-    Ok(Value::Object(out))
+    let out = Value::Object(out);
+    check_config_size(&out)?;
+    Ok(out)
 }
 
 fn strip_nulls(v: &mut Value) {
@@ -186,6 +189,27 @@ fn strip_nulls(v: &mut Value) {
 }
 
 /// The text put in env `config`: JSON, which is valid YAML for the framework's loader.
+/// Largest workflow config accepted (bytes of its JSON text, references unresolved). The
+/// config goes into a Kubernetes Secret (at most 1 MiB) or, with SECRETS_DELIVERY=pod, twice
+/// into the Workflow (main container and exit handler; etcd refuses objects over 1.5 MiB); a
+/// local run gets it as one environment variable.
+pub const MAX_CONFIG_BYTES: usize = 512 * 1024;
+
+/// Refuses a config larger than [`MAX_CONFIG_BYTES`].
+pub fn check_config_size(config: &Value) -> Result<(), BuildError> {
+    let n = config_text(config).len();
+    if n > MAX_CONFIG_BYTES {
+        return Err(BuildError::Invalid {
+            field: "config".into(),
+            reason: format!(
+                "the workflow config is {n} bytes; at most {MAX_CONFIG_BYTES} are accepted \
+                 (sourceConfig, the service connection and configOverride make it up)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 pub fn config_text(config: &Value) -> String {
     serde_json::to_string(config).unwrap_or_default()
 }
