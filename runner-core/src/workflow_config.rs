@@ -2,7 +2,13 @@
 //! one run. The shapes per pipeline type are built by `runner_argo::build::workflow_config` (one
 //! implementation for both executors); this adapter applies the control plane's
 //! `configOverride` and refuses pipeline types this runner does not know.
+//!
+//! It also applies the request checks of `runner_argo::build::guard` (settings only the
+//! operator may choose, names and run ids unfit for objects, oversized configs) for every
+//! executor, so a hostile request is refused before any `secret:` reference is resolved.
 
+use runner_argo::BuildError;
+use runner_argo::build::guard;
 use runner_protocol::{IngestionPipeline, PipelineType};
 use serde_json::Value;
 
@@ -24,6 +30,14 @@ pub fn build(
     let mut pj = serde_json::to_value(pipeline).map_err(|e| {
         ExecutorError::InvalidRequest(format!("pipeline `{}`: {e}", pipeline.fqn()))
     })?;
+    let refused = |e: BuildError| match e {
+        BuildError::Forbidden { .. } => ExecutorError::Refused(e.to_string()),
+        _ => ExecutorError::InvalidRequest(e.to_string()),
+    };
+    guard::check_pipeline(&pj).map_err(refused)?;
+    guard::check_identifier("name", &pipeline.name, false).map_err(refused)?;
+    guard::check_identifier("fullyQualifiedName", pipeline.fqn(), false).map_err(refused)?;
+    guard::check_identifier("runId", run_id, true).map_err(refused)?;
     if let Some(over) = config_override {
         match pj.get_mut("sourceConfig").and_then(Value::as_object_mut) {
             Some(sc) => {

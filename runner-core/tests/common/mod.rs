@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 //! Shared set-up: a mock control plane, a runner with the local executor, and a stand-in
-//! ingestion program (a shell script).
+//! ingestion program (a shell script). `leak`: leak scans of frames, logs and objects.
+
+pub mod leak;
 
 use std::path::PathBuf;
 use std::sync::Arc;
