@@ -6,6 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::leak::{
+    Exempt, Put, argo_objects, assert_no_leak_in_logs, assert_no_leak_in_objects,
+    assert_no_leak_upstream, scanner,
+};
 use common::*;
 use runner_argo::ArgoClientConfig;
 use runner_argo::build::{BuildConfig, SecretsDelivery};
@@ -301,6 +305,7 @@ impl runner_core::executor::argo::ConfigSecrets for MemorySecrets {
 async fn runner_delivery_puts_resolved_config_in_an_owned_secret_not_in_the_workflow() {
     use runner_secrets::providers::memory::MemoryProvider;
     const PASSWORD: &str = "Argo-S3cret-Pw!";
+    let _ = common::leak::logs();
     let provider = MemoryProvider::new();
     provider.insert(
         "demo/db/credentials",
@@ -368,18 +373,27 @@ async fn runner_delivery_puts_resolved_config_in_an_owned_secret_not_in_the_work
     );
     let workflows = serde_json::to_string(&fake.workflows()).unwrap();
     assert!(
-        !workflows.contains(PASSWORD) && !workflows.contains("eyJ.bot.token"),
-        "no value in the Workflow"
-    );
-    assert!(
         workflows.contains(&name) && workflows.contains("secretKeyRef"),
         "the pod reads config from the Secret"
     );
-    for frame in h.cp.transcript() {
-        assert!(
-            !frame.contains(PASSWORD),
-            "a frame upstream holds the secret: {frame}"
-        );
-    }
+    // Leak scan: every body Argo received and every object it holds, every Secret stored (the
+    // run's config Secret alone is exempt, and must hold the values), every frame sent
+    // upstream, every log line.
+    let s = scanner(&[PASSWORD, "eyJ.bot.token"]);
+    let mut objects = argo_objects(&fake);
+    objects.push(Put {
+        place: "the Secret stored through the Kubernetes API".into(),
+        object: secret.clone(),
+    });
+    assert_no_leak_in_objects(
+        &s,
+        &objects,
+        Some(Exempt {
+            kind: "Secret",
+            name: &name,
+        }),
+    );
+    assert_no_leak_upstream(&s, &h.cp);
+    assert_no_leak_in_logs(&s);
     assert!(fake.rejected().is_empty(), "{:?}", fake.rejected());
 }

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::leak::{assert_no_leak_upstream, scanner};
 use common::*;
 use runner_core::runner::ConnectionState;
 use runner_core::testkit::MockOptions;
@@ -119,6 +120,8 @@ async fn run_reports_queued_running_success_in_order() {
     );
     assert!(text.contains("token=absent"), "{text}");
     assert!(text.contains("\"serviceName\":\"mysql_prod\""), "{text}");
+    // The token goes in the upgrade header only: no frame holds it, in any encoding.
+    assert_no_leak_upstream(&scanner(&["test-token"]), &h.cp);
 }
 
 #[tokio::test]

@@ -84,11 +84,14 @@ async fn serve(api: Api) -> KubeConfigSecrets {
     KubeConfigSecrets::from_client(kube::Client::try_from(config).unwrap())
 }
 
+/// The resolved value the config Secret holds.
+const VALUE: &str = "kube-S3cret-value-42";
+
 fn manifest() -> Value {
     json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": "om-orders-abc-config", "namespace": "ingestion", "labels": {"app.kubernetes.io/managed-by": "ingestion-runner"}},
-        "stringData": {"config": "{\"password\":\"resolved\"}"}
+        "stringData": {"config": format!("{{\"password\":\"{VALUE}\"}}")}
     })
 }
 
@@ -134,8 +137,21 @@ async fn put_own_and_delete_a_config_secret() {
     );
     assert_eq!(
         seen[0].2["stringData"]["config"],
-        "{\"password\":\"resolved\"}"
+        format!("{{\"password\":\"{VALUE}\"}}")
     );
+    // Leak scan of every body the API received: only the Secret itself holds the value.
+    let s = runner_secrets::leak::LeakScanner::from_strs([VALUE]);
+    for (method, path, body) in &seen {
+        let text = body.to_string();
+        if method == "POST"
+            && body["kind"] == "Secret"
+            && body["metadata"]["name"] == "om-orders-abc-config"
+        {
+            assert!(!s.scan(&text).is_empty(), "the Secret holds the value");
+        } else {
+            s.assert_clean(&format!("{method} {path}"), &text);
+        }
+    }
     assert_eq!(
         seen[4].2["metadata"]["ownerReferences"][0]["name"],
         "om-orders-abc"
@@ -152,6 +168,7 @@ async fn missing_rbac_names_the_permission_and_the_alternative() {
     let err = store.put("ingestion", &manifest()).await.unwrap_err();
     assert!(matches!(err, ExecutorError::Refused(_)), "{err:?}");
     let text = err.to_string();
+    runner_secrets::leak::LeakScanner::from_strs([VALUE]).assert_clean("the error", &text);
     assert!(
         text.contains("create/patch/delete on secrets") && text.contains("SECRETS_DELIVERY=pod"),
         "{text}"

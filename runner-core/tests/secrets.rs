@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::leak::{assert_no_leak_in_logs, assert_no_leak_upstream, scanner};
 use common::*;
 use runner_core::Preparer;
 use runner_protocol::{ErrorCode, OpResult, Request, Response, RunOptions};
@@ -44,28 +45,9 @@ fn run_with(password_ref: &str) -> Request {
     }
 }
 
-/// Every encoding of the value a careless log line or frame could carry.
-fn leaks(text: &str) -> bool {
-    use std::fmt::Write;
-    let mut b64 = String::new();
-    {
-        // Standard base64 without a crate: enough to catch an encoded leak.
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        for chunk in PASSWORD.as_bytes().chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-            for i in 0..=chunk.len() {
-                let _ = b64.write_char(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-    }
-    text.contains(PASSWORD) || text.contains(&b64[..16]) || text.contains("S3cr3t-P%40ss")
-}
-
 #[tokio::test]
 async fn resolved_values_reach_the_workload_only() {
+    let _ = common::leak::logs();
     let h = start(Setup {
         preparer: preparer(),
         ..Default::default()
@@ -100,16 +82,15 @@ async fn resolved_values_reach_the_workload_only() {
     );
     // ... and what it printed of the password was masked before it left the runner.
     assert!(text.contains("\"password\":\"***\""), "{text}");
-    for frame in h.cp.transcript() {
-        assert!(
-            !leaks(&frame),
-            "a frame sent upstream holds the secret: {frame}"
-        );
-    }
+    // Nothing the runner sent upstream or logged holds a value, in any encoding.
+    let s = scanner(&[PASSWORD, "svc_ingest"]);
+    assert_no_leak_upstream(&s, &h.cp);
+    assert_no_leak_in_logs(&s);
 }
 
 #[tokio::test]
 async fn unresolvable_reference_fails_fast_and_starts_nothing() {
+    let _ = common::leak::logs();
     let h = start(Setup {
         preparer: preparer(),
         ..Default::default()
@@ -145,4 +126,8 @@ async fn unresolvable_reference_fails_fast_and_starts_nothing() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(starts(&h), 0);
     assert!(h.cp.events().is_empty(), "no run was queued");
+    // The username resolved before the failing reference went nowhere.
+    let s = scanner(&["svc_ingest"]);
+    assert_no_leak_upstream(&s, &h.cp);
+    assert_no_leak_in_logs(&s);
 }
