@@ -4,6 +4,13 @@
 //! It accepts one runner at a time on `127.0.0.1:0`, checks the bearer token on the upgrade,
 //! remembers stored events per runner instance (so replays are recognised as duplicates), and
 //! lets a test send requests, inject raw frames, stop acknowledging, and drop the connection.
+//!
+//! Fault hooks (for `cargo xtask chaos` and `runner-core/tests/chaos.rs`): drop the connection at
+//! a chosen point ([`DropPoint`]: mid-handshake, right after a request, on an event before or
+//! after storing it), stop reading frames (a slow consumer; [`MockOptions::recv_buffer`] shrinks
+//! the socket's receive buffer so the runner's writes block sooner), an outage (every session
+//! dropped, every upgrade answered 503 and counted), and a restart on the same port that keeps
+//! the stored events and acknowledgements (a control plane with a database).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -40,6 +47,9 @@ pub struct MockOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Protocol versions accepted (default: all this build speaks).
     pub versions: Option<Vec<u16>>,
+    /// `SO_RCVBUF` of accepted sockets, in bytes (default: the system's). A small buffer makes
+    /// a runner's writes block soon after the mock stops reading.
+    pub recv_buffer: Option<u32>,
 }
 
 impl Default for MockOptions {
@@ -52,8 +62,34 @@ impl Default for MockOptions {
             limits: Limits::DEFAULT,
             tls: None,
             versions: None,
+            recv_buffer: None,
         }
     }
+}
+
+/// Where an armed drop ([`MockControlPlane::arm_drop`]) closes the connection abruptly (no
+/// close frame). Each armed drop fires once, on whichever connection gets there first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropPoint {
+    /// On the next `hello`: closes without answering (mid-handshake).
+    Handshake,
+    /// Right after the next request is written, before its reply can be read (mid-request).
+    AfterRequest,
+    /// On the next new event: closes before storing or acknowledging it (the event is lost in
+    /// transit; the runner must send it again).
+    BeforeEventStored,
+    /// On the next new event: stores it, then closes before the `ack` is sent (the mock
+    /// remembers it as stored, as a control plane with a database would).
+    AfterEventStored,
+}
+
+impl DropPoint {
+    pub const ALL: [DropPoint; 4] = [
+        DropPoint::Handshake,
+        DropPoint::AfterRequest,
+        DropPoint::BeforeEventStored,
+        DropPoint::AfterEventStored,
+    ];
 }
 
 /// One event as the mock stored it.
@@ -77,6 +113,20 @@ enum Outgoing {
 
 #[derive(Default)]
 struct State {
+    /// Armed drops, consumed when they fire.
+    drops: Vec<DropPoint>,
+    /// Drops that fired, per point.
+    drops_fired: HashMap<DropPoint, u64>,
+    /// While set, upgrades are answered 503 (and counted here) and no session is served.
+    outage: bool,
+    outage_attempts: Vec<tokio::time::Instant>,
+    /// When each session was established, and by which runner instance.
+    sessions: Vec<(tokio::time::Instant, String)>,
+    /// Event frames received (new and repeated).
+    events_received: u64,
+    /// Events stored although their (instance, seq) was already stored: the control plane's
+    /// dedup failed and the event was applied twice.
+    applied_twice: u64,
     hello: Option<Hello>,
     connection: Option<mpsc::Sender<Outgoing>>,
     connections: u64,
@@ -94,13 +144,59 @@ struct State {
 
 const TRANSCRIPT_MAX: usize = 100_000;
 
+impl State {
+    /// Consumes an armed drop at `point`, if any.
+    fn take_drop(&mut self, point: DropPoint) -> bool {
+        match self.drops.iter().position(|d| *d == point) {
+            Some(i) => {
+                self.drops.remove(i);
+                *self.drops_fired.entry(point).or_default() += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    /// Lets the task finish, for at most `timeout`.
+    async fn join(mut self, timeout: Duration) {
+        if let Some(h) = self.0.take() {
+            let _ = tokio::time::timeout(timeout, h).await;
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
 /// A running mock control plane. Dropping it stops it.
 pub struct MockControlPlane {
     scheme: &'static str,
     addr: SocketAddr,
+    options: MockOptions,
     state: Arc<Mutex<State>>,
     changed: Arc<Notify>,
-    _stop: tokio_util::sync::DropGuard,
+    /// Bumped to make every session end at once (outage, restart).
+    kick: tokio::sync::watch::Sender<u64>,
+    /// Whether sessions read frames (false: a consumer that stopped reading).
+    reading: tokio::sync::watch::Sender<bool>,
+    stop: tokio_util::sync::CancellationToken,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for MockControlPlane {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl std::fmt::Debug for MockControlPlane {
@@ -118,34 +214,71 @@ impl MockControlPlane {
     }
 
     pub async fn bind(addr: &str, options: MockOptions) -> std::io::Result<MockControlPlane> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             ack_events: true,
             ..Default::default()
         }));
+        Self::serve_on(addr, options, state).await
+    }
+
+    async fn serve_on(
+        addr: &str,
+        options: MockOptions,
+        state: Arc<Mutex<State>>,
+    ) -> std::io::Result<MockControlPlane> {
+        let addr: SocketAddr = match addr.parse() {
+            Ok(a) => a,
+            Err(_) => tokio::net::lookup_host(addr)
+                .await?
+                .next()
+                .ok_or_else(|| std::io::Error::other(format!("cannot resolve {addr}")))?,
+        };
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if let Some(size) = options.recv_buffer {
+            // Accepted sockets inherit it; set before listen so the window is small from the start.
+            socket.set_recv_buffer_size(size)?;
+        }
+        socket.bind(addr)?;
+        let listener: TcpListener = socket.listen(1024)?;
+        let addr = listener.local_addr()?;
         let changed = Arc::new(Notify::new());
         let token = tokio_util::sync::CancellationToken::new();
-        let stop = token.clone().drop_guard();
+        let (kick, _) = tokio::sync::watch::channel(0u64);
+        let (reading, _) = tokio::sync::watch::channel(true);
         let (st, ch) = (state.clone(), changed.clone());
         let scheme = if options.tls.is_some() { "wss" } else { "ws" };
-        tokio::spawn(async move {
+        let (opts0, tok0, kick0, reading0) = (
+            options.clone(),
+            token.clone(),
+            kick.clone(),
+            reading.clone(),
+        );
+        let acceptor = tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
                     r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-                    _ = token.cancelled() => return,
+                    _ = tok0.cancelled() => return,
                 };
-                let (st, ch, opts, tok) = (st.clone(), ch.clone(), options.clone(), token.clone());
+                let (st, ch, opts, tok) = (st.clone(), ch.clone(), opts0.clone(), tok0.clone());
+                let (kicked, reading) = (kick0.subscribe(), reading0.subscribe());
                 tokio::spawn(async move {
+                    let faults = Faults { kicked, reading };
                     let served = async {
                         match opts.tls.clone() {
                             Some(tls) => {
                                 match tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await {
-                                    Ok(stream) => serve(stream, st, ch.clone(), opts).await,
+                                    Ok(stream) => {
+                                        serve(stream, st.clone(), ch.clone(), opts, faults).await
+                                    }
                                     Err(_) => lock(&st).upgrades_refused += 1,
                                 }
                             }
-                            None => serve(tcp, st, ch.clone(), opts).await,
+                            None => serve(tcp, st.clone(), ch.clone(), opts, faults).await,
                         }
                     };
                     tokio::select! {
@@ -159,10 +292,98 @@ impl MockControlPlane {
         Ok(MockControlPlane {
             scheme,
             addr,
+            options,
             state,
             changed,
-            _stop: stop,
+            kick,
+            reading,
+            stop: token,
+            acceptor: Some(acceptor),
         })
+    }
+
+    /// Stops (every session ends abruptly, the port closes) and starts again on the same port
+    /// with the same stored events and acknowledgements, like a control plane restarted on top
+    /// of its database. Requests waiting for replies fail.
+    pub async fn restart(mut self) -> std::io::Result<MockControlPlane> {
+        self.stop.cancel();
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.await;
+        }
+        // Sessions were cancelled without their clean-up.
+        lock(&self.state).connection = None;
+        self.changed.notify_waiters();
+        let (addr, options, state) = (self.addr, self.options.clone(), self.state.clone());
+        drop(self);
+        // The old sockets may take a moment to go.
+        let mut tries = 0;
+        loop {
+            match Self::serve_on(&addr.to_string(), options.clone(), state.clone()).await {
+                Ok(cp) => return Ok(cp),
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Arms a drop of the connection at `point` (fires once).
+    pub fn arm_drop(&self, point: DropPoint) {
+        lock(&self.state).drops.push(point);
+    }
+
+    /// Armed drops that have not fired yet.
+    pub fn drops_armed(&self) -> usize {
+        lock(&self.state).drops.len()
+    }
+
+    /// Drops that fired at `point` so far.
+    pub fn drops_fired(&self, point: DropPoint) -> u64 {
+        lock(&self.state)
+            .drops_fired
+            .get(&point)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Stops (false) or resumes (true) reading frames on every session. While stopped, the
+    /// mock keeps writing (requests, heartbeats) from a separate task, as a real server would.
+    pub fn set_reading(&self, reading: bool) {
+        self.reading.send_replace(reading);
+    }
+
+    /// Starts (true) or ends (false) an outage: every session is dropped abruptly and, while
+    /// it lasts, every upgrade is answered with HTTP 503 and counted.
+    pub fn set_outage(&self, outage: bool) {
+        lock(&self.state).outage = outage;
+        if outage {
+            self.kick.send_modify(|n| *n += 1);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// When each upgrade refused by an outage arrived.
+    pub fn outage_attempts(&self) -> Vec<tokio::time::Instant> {
+        lock(&self.state).outage_attempts.clone()
+    }
+
+    /// Every session established so far: when, and the runner's instance id.
+    pub fn sessions(&self) -> Vec<(tokio::time::Instant, String)> {
+        lock(&self.state).sessions.clone()
+    }
+
+    /// Event frames received so far, repeated ones included.
+    pub fn events_received(&self) -> u64 {
+        lock(&self.state).events_received
+    }
+
+    /// Events applied twice to the stored state (an (instance, seq) stored again): the dedup
+    /// failed. Zero when the protocol is followed.
+    pub fn applied_twice(&self) -> u64 {
+        lock(&self.state).applied_twice
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -333,16 +554,38 @@ impl MockControlPlane {
     }
 }
 
-async fn serve<S>(tcp: S, state: Arc<Mutex<State>>, changed: Arc<Notify>, opts: MockOptions)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+/// A session's fault inputs.
+struct Faults {
+    kicked: tokio::sync::watch::Receiver<u64>,
+    reading: tokio::sync::watch::Receiver<bool>,
+}
+
+async fn serve<S>(
+    tcp: S,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    opts: MockOptions,
+    mut faults: Faults,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let expected = format!("Bearer {}", opts.token);
     let mut token_ok = false;
+    let mut outage = false;
     let in_band = opts.reject_token_in_band;
     // The callback's signature is tungstenite's.
     #[allow(clippy::result_large_err)]
     let callback = |req: &HttpRequest, resp: HttpResponse| -> Result<HttpResponse, ErrorResponse> {
+        {
+            let mut s = lock(&state);
+            if s.outage {
+                s.outage_attempts.push(tokio::time::Instant::now());
+                outage = true;
+                let mut err = ErrorResponse::new(Some("control plane unavailable".into()));
+                *err.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return Err(err);
+            }
+        }
         token_ok = req
             .headers()
             .get("authorization")
@@ -358,12 +601,25 @@ where
     let ws = match tokio_tungstenite::accept_hdr_async(tcp, callback).await {
         Ok(ws) => ws,
         Err(_) => {
-            lock(&state).upgrades_refused += 1;
+            if !outage {
+                lock(&state).upgrades_refused += 1;
+            }
             changed.notify_waiters();
             return;
         }
     };
     let (mut sink, mut stream) = ws.split();
+    // Writes go through their own task, so that a runner that does not read cannot stall this
+    // loop (and a mock that stopped reading still sends requests and heartbeats).
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<WsMessage>();
+    let writer = AbortOnDrop(Some(tokio::spawn(async move {
+        while let Some(m) = wrx.recv().await {
+            let close = m.is_close();
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+    })));
     let mut session = ControlSession::new(opts.limits);
     if let Some(v) = opts.versions.clone() {
         session = session.with_versions(v);
@@ -373,9 +629,18 @@ where
     let mut instance = String::new();
     let mut heartbeat = tokio::time::interval(opts.heartbeat_interval);
     let session_id = uuid::Uuid::new_v4().to_string();
+    let mut reading = *faults.reading.borrow_and_update();
+    faults.kicked.borrow_and_update();
+    // Whether to flush queued writes (then close) or cut the connection at once.
+    let mut abrupt = false;
     loop {
         tokio::select! {
-            frame = stream.next() => {
+            _ = faults.kicked.changed() => { abrupt = true; break; }
+            r = faults.reading.changed() => {
+                if r.is_err() { break; }
+                reading = *faults.reading.borrow_and_update();
+            }
+            frame = stream.next(), if reading => {
                 let bytes = match frame {
                     Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
                     Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
@@ -392,6 +657,10 @@ where
                 let mut reply = None;
                 match input {
                     ControlInput::Hello(hello) => {
+                        if lock(&state).take_drop(DropPoint::Handshake) {
+                            abrupt = true;
+                            break;
+                        }
                         instance = hello.instance_id.clone();
                         if !token_ok {
                             reply = Some(session.reject(Reject {
@@ -417,6 +686,7 @@ where
                                 s.hello = Some(hello);
                                 s.connection = Some(tx.clone());
                                 s.connections += 1;
+                                s.sessions.push((tokio::time::Instant::now(), instance.clone()));
                             }
                         }
                     }
@@ -427,26 +697,38 @@ where
                     }
                     ControlInput::Event { event, ack } => {
                         let mut s = lock(&state);
+                        s.events_received += 1;
+                        if s.take_drop(DropPoint::BeforeEventStored) {
+                            abrupt = true;
+                            break;
+                        }
                         if s.ack_events {
                             let key = (instance.clone(), event.seq);
                             if s.events.insert(key, event.clone()).is_some() {
                                 s.duplicates += 1;
+                                s.applied_twice += 1;
                             }
                             let through = session.highest_seq();
                             s.acked.insert(instance.clone(), through);
+                            if s.take_drop(DropPoint::AfterEventStored) {
+                                abrupt = true;
+                                break;
+                            }
                             reply = Some(ack);
                         }
                         // Otherwise the event is lost: neither stored nor acknowledged, so the
                         // runner replays it on the next connection.
                     }
                     ControlInput::DuplicateEvent { ack, .. } => {
-                        lock(&state).duplicates += 1;
+                        let mut s = lock(&state);
+                        s.events_received += 1;
+                        s.duplicates += 1;
                         reply = Some(ack);
                     }
                     ControlInput::Heartbeat(hb) => lock(&state).heartbeats.push(hb),
                     ControlInput::Goodbye(_) => {
                         changed.notify_waiters();
-                        let _ = sink.send(WsMessage::Close(None)).await;
+                        let _ = wtx.send(WsMessage::Close(None));
                         break;
                     }
                     ControlInput::PeerError { .. } | ControlInput::Ignored(_) => {
@@ -458,17 +740,18 @@ where
                 }
                 changed.notify_waiters();
                 if let Some(r) = reply
-                    && sink.send(WsMessage::text(r)).await.is_err()
+                    && wtx.send(WsMessage::text(r)).is_err()
                 {
                     break;
                 }
                 if session.state() == runner_protocol::SessionState::Closed {
-                    let _ = sink.send(WsMessage::Close(None)).await;
+                    let _ = wtx.send(WsMessage::Close(None));
                     break;
                 }
             }
             out = rx.recv() => {
                 let Some(out) = out else { break };
+                let mut drop_after = false;
                 let text = match out {
                     Outgoing::Request { id, request, reply } => {
                         let sent = match id {
@@ -476,31 +759,59 @@ where
                             None => session.request(request),
                         };
                         match sent {
-                            Ok((id, text)) => { pending.insert(id, reply); text }
+                            Ok((id, text)) => {
+                                pending.insert(id, reply);
+                                drop_after = lock(&state).take_drop(DropPoint::AfterRequest);
+                                text
+                            }
                             Err(e) => { let _ = reply.send(Err(e.message)); continue; }
                         }
                     }
                     Outgoing::Raw(t) => t,
-                    Outgoing::Drop => break,
+                    Outgoing::Drop => { abrupt = true; break; }
                     Outgoing::Goodbye(reconnect) => {
                         let bye = session.goodbye(runner_protocol::Goodbye { reason: "mock says goodbye".into(), reconnect });
-                        let _ = sink.send(WsMessage::text(bye)).await;
-                        let _ = sink.send(WsMessage::Close(None)).await;
+                        let _ = wtx.send(WsMessage::text(bye));
+                        let _ = wtx.send(WsMessage::Close(None));
                         break;
                     }
                 };
-                if sink.send(WsMessage::text(text)).await.is_err() { break; }
+                if wtx.send(WsMessage::text(text)).is_err() { break; }
+                if drop_after {
+                    // Let the request reach the socket, then cut it: the reply cannot come back
+                    // on this connection.
+                    drop(wtx);
+                    writer.join(Duration::from_secs(5)).await;
+                    return finish(&state, &changed, &tx, pending);
+                }
             }
             _ = heartbeat.tick() => {
                 if matches!(session.state(), runner_protocol::SessionState::Established { .. }) {
                     let hb = session.heartbeat();
-                    if sink.send(WsMessage::text(hb)).await.is_err() { break; }
+                    if wtx.send(WsMessage::text(hb)).is_err() { break; }
                 }
             }
         }
     }
-    let mut s = lock(&state);
-    if s.connection.as_ref().is_some_and(|c| c.same_channel(&tx)) {
+    if abrupt {
+        drop(writer);
+    } else {
+        drop(wtx);
+        writer.join(Duration::from_secs(2)).await;
+    }
+    drop(stream);
+    finish(&state, &changed, &tx, pending);
+}
+
+/// A session's end: it is no longer the current connection; waiting requests fail.
+fn finish(
+    state: &Mutex<State>,
+    changed: &Notify,
+    tx: &mpsc::Sender<Outgoing>,
+    pending: HashMap<MessageId, oneshot::Sender<Result<Response, String>>>,
+) {
+    let mut s = lock(state);
+    if s.connection.as_ref().is_some_and(|c| c.same_channel(tx)) {
         s.connection = None;
     }
     drop(s);

@@ -12,7 +12,8 @@
 //!   watch honours `listOptions.resourceVersion` from a bounded history (410 mid-stream when
 //!   too old);
 //! - faults are injectable per route: status codes (429 / 500 / 503, with `Retry-After`),
-//!   delays (client timeouts), garbage bodies, mid-stream `{"error":...}`, EOF after N frames;
+//!   delays (client timeouts), garbage bodies, mid-stream `{"error":...}`, EOF after N frames,
+//!   a stream that stalls (no frame, no keep-alive) after N frames;
 //! - every request is counted; every body is validated against the Swagger definitions in
 //!   `shared/specs/argo/swagger.json` (types, required, unknown fields) plus Argo's own
 //!   checks (name length, entrypoint, onExit, schedules); invalid bodies get 400 and are kept
@@ -131,6 +132,9 @@ pub enum Fault {
     },
     /// Streams: close the body (EOF) after this many result frames.
     Eof { after_frames: usize },
+    /// Streams: after this many result frames send nothing more, not even keep-alives, and
+    /// keep the connection open (a stalled stream: the client's idle timeout must fire).
+    Stall { after_frames: usize },
 }
 
 impl Fault {
@@ -219,6 +223,8 @@ struct Inner {
     faults: Mutex<Vec<FaultRule>>,
     rejected: Mutex<Vec<String>>,
     bodies: Mutex<Vec<(String, Value)>>,
+    /// Bumped by [`FakeArgo::cut_streams`]: every open stream ends (EOF).
+    cut: tokio::sync::watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -264,6 +270,7 @@ impl FakeArgo {
             faults: Mutex::new(Vec::new()),
             rejected: Mutex::new(Vec::new()),
             bodies: Mutex::new(Vec::new()),
+            cut: tokio::sync::watch::channel(0).0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -303,6 +310,12 @@ impl FakeArgo {
 
     pub fn inject(&self, rule: FaultRule) {
         lock(&self.inner.faults).push(rule);
+    }
+
+    /// Ends every open stream (watch, followed logs) now with EOF, as a proxy or a restarting
+    /// Argo Server would; clients must re-open them.
+    pub fn cut_streams(&self) {
+        self.inner.cut.send_modify(|n| *n += 1);
     }
 
     pub fn clear_faults(&self) {
@@ -1397,6 +1410,7 @@ struct StreamState {
     keepalive: tokio::time::Interval,
     tick: Duration,
     done: bool,
+    cut: tokio::sync::watch::Receiver<u64>,
 }
 
 fn frame(sse: bool, v: &Value) -> Bytes {
@@ -1427,6 +1441,7 @@ fn stream_response(
         keepalive,
         tick: inner.cfg.tick,
         done: false,
+        cut: inner.cut.subscribe(),
     };
     let body = futures_util::stream::unfold(st, |mut st| async move {
         if st.done {
@@ -1434,6 +1449,10 @@ fn stream_response(
         }
         match &st.fault {
             Some(Fault::Eof { after_frames }) if st.sent >= *after_frames => return None,
+            Some(Fault::Stall { after_frames }) if st.sent >= *after_frames => {
+                std::future::pending::<()>().await;
+                return None;
+            }
             Some(Fault::StreamError {
                 after_frames,
                 grpc_code,
@@ -1480,6 +1499,7 @@ fn stream_response(
                         return Some((Ok(b), st));
                     }
                     _ = tokio::time::sleep(st.tick) => continue,
+                    _ = st.cut.changed() => return None,
                 }
             }
             let live = st.live.as_mut()?;
@@ -1507,6 +1527,7 @@ fn stream_response(
                     let b = if st.sse { Bytes::from_static(b": keep-alive\n\n") } else { Bytes::from_static(b"\n") };
                     return Some((Ok(b), st));
                 }
+                _ = st.cut.changed() => return None,
             }
         }
     });

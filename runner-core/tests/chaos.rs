@@ -1,0 +1,330 @@
+//! Fault scenarios fast enough to be ordinary tests (the long ones, with the release binary,
+//! are in `cargo xtask chaos`; see docs/reliability.md). Each checks, from real counting, that
+//! no accepted run is lost (every run reaches a final status at the control plane), none is
+//! doubled (started twice, or a status transition applied twice), none is stuck.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use runner_argo::ArgoClientConfig;
+use runner_argo::build::{BuildConfig, LABEL_RUN_ID, SecretsDelivery};
+use runner_argo::fake::{FakeArgo, FakeConfig, Fault, FaultRule, HttpMethod, PhaseStep};
+use runner_core::backoff::{Backoff, BackoffConfig};
+use runner_core::executor::argo::{ArgoExecutor, ArgoSettings};
+use runner_core::testkit::{DropPoint, MockControlPlane};
+use runner_protocol::{PipelineState, Request, Response, RunnerEvent};
+
+/// Sends `request` under `id` until a reply arrives, across dropped connections and restarts,
+/// always under the same id (how a control plane makes a retry idempotent).
+async fn request_until_answered(cp: &MockControlPlane, id: &str, request: &Request) -> Response {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match cp.request_as(Some(id), request.clone()).await {
+            Ok(r) => return r,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no reply to {id}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Status transitions the control plane applied more than once for the same runner instance:
+/// (instance, run, state) stored under two sequence numbers.
+fn doubled_transitions(cp: &MockControlPlane) -> Vec<(String, String, PipelineState)> {
+    let mut seen: BTreeMap<(String, String, String), u32> = BTreeMap::new();
+    let mut doubled = Vec::new();
+    for e in cp.events() {
+        let RunnerEvent::RunStatus { status, .. } = e.event.event;
+        let n = seen
+            .entry((
+                e.instance_id.clone(),
+                status.run_id.clone(),
+                status.pipeline_state.as_str().to_owned(),
+            ))
+            .or_default();
+        *n += 1;
+        if *n == 2 {
+            doubled.push((e.instance_id, status.run_id, status.pipeline_state));
+        }
+    }
+    doubled
+}
+
+/// How many times the ingestion program started for `run_id` (the marker file).
+fn starts_of(h: &Harness, run_id: &str) -> usize {
+    std::fs::read_to_string(h.dir.path("runs.txt"))
+        .map(|s| s.lines().filter(|l| *l == run_id).count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn connections_dropped_at_every_point_lose_and_double_nothing() {
+    let h = start(Setup {
+        sleep_secs: 0.2,
+        ..Default::default()
+    })
+    .await;
+    h.cp.wait_connected(WAIT).await.unwrap();
+    let mut runs = Vec::new();
+    for round in 0..2 {
+        for point in DropPoint::ALL {
+            let run_id = format!("run-{round}-{point:?}");
+            h.cp.arm_drop(point);
+            if point == DropPoint::Handshake {
+                // The next hello is the one dropped.
+                h.cp.drop_connection().await.unwrap();
+            }
+            let request = run_request("orders", Some(&run_id));
+            let reply = request_until_answered(&h.cp, &format!("req-{run_id}"), &request).await;
+            assert_eq!(run_id_of(&reply), run_id);
+            wait_state(&h.cp, &run_id, PipelineState::Success).await;
+            assert_eq!(h.cp.drops_armed(), 0, "the drop at {point:?} did not fire");
+            runs.push(run_id);
+        }
+    }
+    for point in DropPoint::ALL {
+        assert_eq!(h.cp.drops_fired(point), 2, "{point:?}");
+    }
+    for run_id in &runs {
+        assert_eq!(starts_of(&h, run_id), 1, "run {run_id} started twice");
+    }
+    assert!(h.cp.connections() > 8, "every drop forced a reconnect");
+    assert_eq!(h.cp.applied_twice(), 0);
+    assert_eq!(doubled_transitions(&h.cp), vec![]);
+}
+
+#[tokio::test]
+async fn a_restarted_control_plane_replaying_request_ids_runs_nothing_twice() {
+    let mut h = start(Setup::default()).await;
+    h.cp.wait_connected(WAIT).await.unwrap();
+    // No `options.runId`: the runner mints one per execution, so only its reply cache stands
+    // between a replayed id and a second run.
+    let request = run_request("orders", None);
+    let mut first = Vec::new();
+    for i in 0..3 {
+        let id = format!("req-{i}");
+        let r = h.cp.request_as(Some(&id), request.clone()).await;
+        first.push(run_id_of(&r.unwrap()));
+    }
+    for run_id in &first {
+        wait_state(&h.cp, run_id, PipelineState::Success).await;
+    }
+    // The control plane goes down right after sending a fourth request: no reply.
+    h.cp.arm_drop(DropPoint::AfterRequest);
+    assert!(
+        h.cp.request_as(Some("req-3"), request.clone())
+            .await
+            .is_err()
+    );
+    let before = h.cp.connections();
+    h.cp = h.cp.restart().await.unwrap();
+    h.cp.wait_connections(before + 1, WAIT).await.unwrap();
+    // Back up, it sends every request it has no reply for, and a few it has, under their ids.
+    let mut again = Vec::new();
+    for i in 0..4 {
+        let r = request_until_answered(&h.cp, &format!("req-{i}"), &request).await;
+        again.push(run_id_of(&r));
+    }
+    assert_eq!(
+        again[..3],
+        first[..],
+        "replays answered from the reply cache"
+    );
+    wait_state(&h.cp, &again[3], PipelineState::Success).await;
+    assert_eq!(starts(&h), 4, "four requests, four runs");
+    assert_eq!(h.cp.applied_twice(), 0);
+    assert_eq!(doubled_transitions(&h.cp), vec![]);
+}
+
+#[tokio::test]
+async fn a_control_plane_that_stops_reading_gets_every_event_once_it_reads_again() {
+    let h = start(Setup {
+        sleep_secs: 0.2,
+        ..Default::default()
+    })
+    .await;
+    h.cp.wait_connected(WAIT).await.unwrap();
+    let mut runs = Vec::new();
+    for i in 0..12 {
+        let r = h.cp.request(run_request(&format!("p{i}"), None)).await;
+        runs.push(run_id_of(&r.unwrap()));
+    }
+    h.cp.set_reading(false);
+    wait_until("every run finished", || {
+        starts(&h) == runs.len() && h.status.get().runs_in_flight == 0
+    })
+    .await;
+    // Nothing is acknowledged now; a newer status of a run replaces its unacknowledged older
+    // one, so the outbox holds at most one event per run (3 states each would be 36).
+    let pending = h.status.get().events_pending;
+    assert!(
+        (1..=runs.len()).contains(&pending),
+        "{pending} events pending for {} runs",
+        runs.len()
+    );
+    h.cp.set_reading(true);
+    for run_id in &runs {
+        wait_state(&h.cp, run_id, PipelineState::Success).await;
+    }
+    wait_until("outbox empty", || h.status.get().events_pending == 0).await;
+    assert_eq!(h.cp.applied_twice(), 0);
+    assert_eq!(doubled_transitions(&h.cp), vec![]);
+}
+
+fn argo_setup(fake: &FakeArgo) -> Setup {
+    let url = fake.url();
+    Setup {
+        executor: Some(Box::new(move |sink, preparer| {
+            let build = BuildConfig {
+                runner_id: "agent-test".into(),
+                image: "openmetadata/ingestion:1.9.0".into(),
+                namespace: "ingestion".into(),
+                secrets_delivery: SecretsDelivery::Pod,
+                ..BuildConfig::default()
+            };
+            let client = ArgoClientConfig {
+                endpoint: url,
+                request_timeout: Duration::from_millis(500),
+                stream_idle_timeout: Duration::from_secs(1),
+                ..Default::default()
+            };
+            let settings = ArgoSettings::new(client, build);
+            Arc::new(ArgoExecutor::start(settings, sink, preparer, None).expect("argo executor"))
+        })),
+        ..Default::default()
+    }
+}
+
+/// Workflows the fake Argo holds for `run_id`.
+fn workflows_of(fake: &FakeArgo, run_id: &str) -> usize {
+    fake.workflows()
+        .iter()
+        .filter(|w| w["metadata"]["labels"][LABEL_RUN_ID].as_str() == Some(run_id))
+        .count()
+}
+
+#[tokio::test]
+async fn executor_errors_timeouts_and_broken_streams_lose_and_double_nothing() {
+    let fake = FakeArgo::start(FakeConfig {
+        phase_plan: vec![
+            PhaseStep::new(Duration::ZERO, "Pending"),
+            PhaseStep::new(Duration::from_millis(100), "Running"),
+            PhaseStep::new(Duration::from_millis(400), "Succeeded"),
+        ],
+        tick: Duration::from_millis(20),
+        keepalive: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let post = || Some(HttpMethod::POST);
+    let get = || Some(HttpMethod::GET);
+    // The informer's first list fails twice; then its watches end with EOF, stall (no frame,
+    // no keep-alive), and break with an error frame after one event, in turn.
+    fake.inject(FaultRule::new(get(), "/api/v1/workflows/ingestion", Fault::status(500)).times(2));
+    for fault in [
+        Fault::Eof { after_frames: 0 },
+        Fault::Stall { after_frames: 0 },
+        Fault::StreamError {
+            after_frames: 1,
+            grpc_code: 13,
+            message: "injected".into(),
+        },
+        Fault::Stall { after_frames: 2 },
+    ] {
+        fake.inject(FaultRule::new(get(), "/api/v1/workflow-events/", fault));
+    }
+    let h = start(argo_setup(&fake)).await;
+    h.cp.wait_connected(WAIT).await.unwrap();
+    // One fault per run, on its submission.
+    let faults: [(Fault, usize); 4] = [
+        (Fault::status(500), 2),
+        (
+            Fault::Status {
+                status: 429,
+                grpc_code: 8,
+                message: "slow down".into(),
+                retry_after: Some(1),
+            },
+            1,
+        ),
+        // Longer than the client's 500 ms timeout: the create may land after the client gave
+        // up, and the retry must find it instead of creating a second workflow.
+        (Fault::Delay(Duration::from_millis(700)), 1),
+        // More than the client's 5 attempts: the request fails (retryable) and the control
+        // plane sends it again under a new id with the same runId.
+        (Fault::status(503), 6),
+    ];
+    for (i, (fault, times)) in faults.into_iter().enumerate() {
+        fake.inject(FaultRule::new(post(), "/api/v1/workflows/ingestion", fault).times(times));
+        let run_id = format!("run-fault-{i}");
+        let request = run_request(&format!("faulty{i}"), Some(&run_id));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let id = format!("req-{i}-{attempt}");
+            match h.cp.request_as(Some(&id), request.clone()).await.unwrap() {
+                Response::Error(e) if e.retryable && attempt < 4 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => {
+                    assert_eq!(run_id_of(&other), run_id);
+                    break;
+                }
+            }
+        }
+        wait_state(&h.cp, &run_id, PipelineState::Success).await;
+        assert_eq!(workflows_of(&fake, &run_id), 1, "run {run_id}");
+    }
+    assert_eq!(h.cp.applied_twice(), 0);
+    assert_eq!(doubled_transitions(&h.cp), vec![]);
+}
+
+/// 1,000 runners lose the control plane at once and it is away for 30 s: with the runner's
+/// own backoff (full jitter) their attempts spread out instead of arriving together. Pure
+/// arithmetic over `Backoff` (no clock); the real-socket version is `cargo xtask chaos storm`.
+#[test]
+fn reconnects_after_an_outage_are_spread_by_jitter() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    let outage = Duration::from_secs(30);
+    let mut attempts_per_second: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut reconnected_at = Vec::new();
+    for _ in 0..1000 {
+        let mut backoff = Backoff::new(BackoffConfig::default());
+        let mut t = Duration::ZERO;
+        loop {
+            t += backoff.next_delay(&mut rng);
+            *attempts_per_second.entry(t.as_secs()).or_default() += 1;
+            if t >= outage {
+                reconnected_at.push(t);
+                break;
+            }
+        }
+    }
+    let busiest = attempts_per_second.values().copied().max().unwrap();
+    // Without jitter all 1,000 would hit the same instant at every step.
+    assert!(busiest < 400, "{busiest} attempts in the busiest second");
+    reconnected_at.sort();
+    let first = reconnected_at[0];
+    let last = reconnected_at[999];
+    assert!(
+        last - first > Duration::from_secs(20),
+        "{first:?}..{last:?}"
+    );
+    // Each wait is at most the cap (300 s), so the last runner is back within outage + cap.
+    // (Full jitter has a long tail: a runner whose first waits were short reaches the larger
+    // ceilings while the control plane is still down; docs/reliability.md has the figures.)
+    let cap = BackoffConfig::default().max;
+    assert!(last <= outage + cap, "{last:?}");
+    let p90 = reconnected_at[900];
+    assert!(p90 < outage + Duration::from_secs(60), "p90 {p90:?}");
+}
