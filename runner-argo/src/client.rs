@@ -78,8 +78,9 @@ pub struct ArgoClientConfig {
     pub endpoint: String,
     /// `ARGO_TOKEN` or a token file.
     pub token: TokenSource,
-    /// `ARGO_SERVER_CERTIFICATE_PATH`: PEM file with the CA (or self-signed cert) to trust,
-    /// in addition to the system roots.
+    /// `ARGO_SERVER_CERTIFICATE_PATH`: PEM file with the CA (or self-signed cert) to trust, or
+    /// a directory of `*.pem` / `*.crt` files, in addition to the system roots
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` replace those when set).
     pub ca_cert_path: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// Whole-request timeout of unary calls.
@@ -254,7 +255,15 @@ impl ArgoClient {
             )));
         }
         let tls = tls_config(cfg.ca_cert_path.as_deref())?;
-        let http = reqwest::Client::builder()
+        // Proxies: reqwest reads HTTP(S)_PROXY / ALL_PROXY / NO_PROXY (either case) from the
+        // process environment here. Its NO_PROXY matcher (hyper-util 0.1.21) does not apply `*`
+        // to an IP-address endpoint, which curl and the control-plane connection do: disable
+        // proxies for that case ourselves.
+        let mut builder = reqwest::Client::builder();
+        if no_proxy_is_wildcard(|k| std::env::var(k).ok()) {
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .tls_backend_preconfigured(tls)
             .connect_timeout(cfg.connect_timeout)
             .user_agent(concat!(
@@ -996,43 +1005,19 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, ArgoError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
+/// `NO_PROXY` (else `no_proxy`) holds a bare `*` entry.
+fn no_proxy_is_wildcard(get: impl Fn(&str) -> Option<String>) -> bool {
+    get("NO_PROXY")
+        .or_else(|| get("no_proxy"))
+        .is_some_and(|v| v.split([',', ' ']).any(|e| e.trim() == "*"))
+}
 
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for c in native.certs {
-        let _ = roots.add(c);
-    }
-    if let Some(path) = ca {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| {
-                ArgoError::Config(format!(
-                    "ARGO_SERVER_CERTIFICATE_PATH={}: cannot read it as PEM ({e}); it must be the PEM certificate \
-                     (-----BEGIN CERTIFICATE-----) of the CA that signed argo-server's certificate",
-                    path.display()
-                ))
-            })?
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                ArgoError::Config(format!("ARGO_SERVER_CERTIFICATE_PATH={}: invalid PEM ({e})", path.display()))
-            })?;
-        if certs.is_empty() {
-            return Err(ArgoError::Config(format!(
-                "ARGO_SERVER_CERTIFICATE_PATH={} holds no CERTIFICATE block",
-                path.display()
-            )));
-        }
-        for c in certs {
-            roots.add(c).map_err(|e| {
-                ArgoError::Config(format!(
-                    "ARGO_SERVER_CERTIFICATE_PATH={}: certificate rejected ({e})",
-                    path.display()
-                ))
-            })?;
-        }
-    }
+fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, ArgoError> {
+    let roots = crate::trust::root_store(ca, "ARGO_SERVER_CERTIFICATE_PATH").map_err(|e| {
+        ArgoError::Config(format!(
+            "{e}; it must be the PEM certificate (-----BEGIN CERTIFICATE-----) of the CA that signed argo-server's certificate, or a directory of them"
+        ))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod model;
 pub mod status;
 pub mod stream;
+pub mod trust;
 
 #[cfg(feature = "fake")]
 pub mod fake;

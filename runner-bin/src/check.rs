@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use runner_core::config::TokenSource;
+use runner_core::connection::Route;
 use runner_protocol::{Hello, Limits, RunnerInput, RunnerSession};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -114,29 +115,46 @@ async fn control_plane(settings: &Settings, out: &mut Vec<Check>) {
     ));
     let host = url.host().to_owned();
     let port = url.port();
-    const DNS: &str = "DNS resolves the server";
+    let route = runner_core::connection::route(&settings.runner);
+    // Through a proxy, the runner resolves and connects to the proxy; the proxy resolves the
+    // server.
+    let (dns, dns_host, dns_port, dns_fix) = match &route {
+        Route::Proxy(p) => (
+            "DNS resolves the proxy",
+            p.host().to_owned(),
+            p.port(),
+            format!("check the proxy's host name in {}", p.var()),
+        ),
+        Route::Direct => (
+            "DNS resolves the server",
+            host.clone(),
+            port,
+            "check the host name in SERVER_URL and the cluster's DNS".to_owned(),
+        ),
+    };
     let addrs: Vec<std::net::SocketAddr> =
-        match bounded(tokio::net::lookup_host((host.as_str(), port))).await {
+        match bounded(tokio::net::lookup_host((dns_host.as_str(), dns_port))).await {
             Some(Ok(a)) => a.collect(),
             Some(Err(e)) => {
-                out.push(fail(
-                    DNS,
-                    format!("{host}: {e}; check the host name in SERVER_URL and the cluster's DNS"),
-                ));
+                out.push(fail(dns, format!("{dns_host}: {e}; {dns_fix}")));
                 return;
             }
             None => {
                 out.push(fail(
-                    DNS,
-                    format!("{host}: no answer in {STEP_TIMEOUT:?}; check DNS"),
+                    dns,
+                    format!("{dns_host}: no answer in {STEP_TIMEOUT:?}; check DNS"),
                 ));
                 return;
             }
         };
+    let via = match &route {
+        Route::Proxy(_) => format!(" ({route}; the proxy resolves {host})"),
+        Route::Direct => String::new(),
+    };
     out.push(pass(
-        DNS,
+        dns,
         format!(
-            "{host} -> {}",
+            "{dns_host} -> {}{via}",
             addrs
                 .iter()
                 .map(|a| a.ip().to_string())
@@ -144,17 +162,68 @@ async fn control_plane(settings: &Settings, out: &mut Vec<Check>) {
                 .join(", ")
         ),
     ));
-    const TCP: &str = "outbound TCP to the server";
-    match bounded(tokio::net::TcpStream::connect(&addrs[..])).await {
-        Some(Ok(_)) => out.push(pass(TCP, format!("{host}:{port} accepts connections"))),
+    let tcp_name = match &route {
+        Route::Proxy(_) => "outbound TCP to the server through the proxy (HTTP CONNECT)",
+        Route::Direct => "outbound TCP to the server",
+    };
+    let tcp = match bounded(runner_core::connection::open_tcp(&settings.runner)).await {
+        Some(Ok((tcp, _))) => {
+            let detail = match &route {
+                Route::Proxy(_) => format!("{route}: CONNECT {host}:{port} accepted"),
+                Route::Direct => format!("{host}:{port} accepts connections"),
+            };
+            out.push(pass(tcp_name, detail));
+            tcp
+        }
         Some(Err(e)) => {
-            out.push(fail(TCP, format!("{host}:{port}: {e}; your cloud must allow outbound traffic to the server (firewall, NetworkPolicy, egress proxy)")));
+            let fix = match &route {
+                Route::Proxy(_) => "",
+                Route::Direct => {
+                    " (a firewall, a NetworkPolicy, or an egress proxy to set in HTTPS_PROXY)"
+                }
+            };
+            out.push(fail(tcp_name, format!("{e}{fix}")));
             return;
         }
         None => {
-            out.push(fail(TCP, format!("{host}:{port}: no answer in {STEP_TIMEOUT:?}; outbound traffic is probably blocked (firewall, NetworkPolicy)")));
+            out.push(fail(tcp_name, format!("{host}:{port}: no answer in {STEP_TIMEOUT:?} ({route}); outbound traffic is probably blocked (firewall, NetworkPolicy), or a proxy is needed (HTTPS_PROXY)")));
             return;
         }
+    };
+    if url.is_tls() {
+        const TLS: &str = "TLS: the server's certificate is trusted";
+        let ca = match &settings.runner.ca_file {
+            Some(p) => format!("system roots + SERVER_CA_FILE={}", p.display()),
+            None => "system roots".to_owned(),
+        };
+        let verdict = match runner_core::connection::tls_config(settings.runner.ca_file.as_deref())
+        {
+            Ok(tls) => bounded(runner_core::connection::tls_probe(
+                &settings.runner,
+                tcp,
+                tls,
+            ))
+            .await
+            .unwrap_or_else(|| {
+                Err(runner_core::CoreError::Connect {
+                    url: url.to_string(),
+                    reason: format!("no TLS answer in {STEP_TIMEOUT:?}"),
+                })
+            }),
+            Err(e) => Err(e),
+        };
+        match verdict {
+            Ok(version) => out.push(pass(
+                TLS,
+                format!("{version} with {host} {route}; trusted: {ca}"),
+            )),
+            Err(e) => {
+                out.push(fail(TLS, format!("{e} ({route}; trusted: {ca})")));
+                return;
+            }
+        }
+    } else {
+        drop(tcp);
     }
     let token = match settings.runner.token.load() {
         Ok(t) => t,
@@ -231,7 +300,7 @@ async fn control_plane(settings: &Settings, out: &mut Vec<Check>) {
     let _ = sink.send(Message::text(bye)).await;
     let _ = sink.close().await;
     match verdict {
-        Some(Ok(d)) => out.push(pass(HANDSHAKE, d)),
+        Some(Ok(d)) => out.push(pass(HANDSHAKE, format!("{d} ({route})"))),
         Some(Err(e)) => out.push(fail(HANDSHAKE, format!("{e}; check AUTH_TOKEN"))),
         None => out.push(fail(HANDSHAKE, format!("no welcome in {STEP_TIMEOUT:?}"))),
     }

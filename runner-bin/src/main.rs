@@ -394,6 +394,7 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
             settings.server_host_api_url.clone(),
         ));
         let outbox = Arc::new(Outbox::new(settings.runner.outbox_capacity));
+        let mut expiring = vec![auth_token_watch(&settings.runner.token)];
         let executor: Arc<dyn Executor> = match settings.executor {
             ExecutorKind::Local => Arc::new(LocalExecutor::start(
                 settings.local.clone(),
@@ -403,6 +404,7 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
             ExecutorKind::Argo => {
                 let lookup = raw.lookup(&settings.runner.agent_id);
                 let client = ArgoClientConfig::from_lookup(lookup)?;
+                expiring.push(argo_token_watch(&client.token));
                 let build = BuildConfig::from_lookup(lookup)?;
                 let config_secrets = config_secrets_for(&build).await?;
                 let argo = ArgoExecutor::start(
@@ -442,6 +444,11 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
             );
         }
         tokio::spawn(watch_signals(shutdown.clone()));
+        tokio::spawn(runner_core::expiry::watch(
+            expiring,
+            std::time::Duration::from_secs(60),
+            shutdown.clone(),
+        ));
         let result = runner.run(shutdown).await.context("the runner stopped");
         // Health stays up through the drain (readyz says why it is not ready), then stops.
         health_stop.cancel();
@@ -450,6 +457,31 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
         }
         result
     })
+}
+
+/// `AUTH_TOKEN` (or the file's current content) for the expiry warnings.
+fn auth_token_watch(source: &runner_core::config::TokenSource) -> runner_core::expiry::Watched {
+    use runner_core::expiry::{AUTH_TOKEN_FIX, ExpiryWatch, Watched};
+    let source = source.clone();
+    Watched {
+        watch: ExpiryWatch::new("AUTH_TOKEN", AUTH_TOKEN_FIX),
+        read: Box::new(move || source.load().ok().map(|t| t.expose().to_owned())),
+    }
+}
+
+/// `ARGO_TOKEN` (or `ARGO_TOKEN_FILE`'s current content) for the expiry warnings.
+fn argo_token_watch(source: &runner_core::argo::TokenSource) -> runner_core::expiry::Watched {
+    use runner_core::argo::TokenSource;
+    use runner_core::expiry::{ARGO_TOKEN_FIX, ExpiryWatch, Watched};
+    let source = source.clone();
+    Watched {
+        watch: ExpiryWatch::new("ARGO_TOKEN", ARGO_TOKEN_FIX),
+        read: Box::new(move || match &source {
+            TokenSource::Static(t) => Some(t.clone()),
+            TokenSource::File(p) => std::fs::read_to_string(p).ok(),
+            TokenSource::None => None,
+        }),
+    }
 }
 
 /// First SIGTERM/SIGINT: drain. Second: exit at once.
@@ -480,6 +512,9 @@ fn print_config(raw: &Raw, json: bool) {
                 None => "(unset)".to_owned(),
                 Some(_) if v.secret => "*** (set)".to_owned(),
                 Some(text) if v.name == "INGESTION_EXTRA_ENVS" => mask_extra_envs(text),
+                Some(text) if v.name.ends_with("_PROXY") && v.name != "NO_PROXY" => {
+                    mask_proxy(v.name, text)
+                }
                 Some(text) => text.to_owned(),
             };
             let source = raw
@@ -504,6 +539,14 @@ fn print_config(raw: &Raw, json: bool) {
     let vwidth = rows.iter().map(|r| r.1.len()).max().unwrap_or(10).min(50);
     for (n, v, s, _) in rows {
         println!("{n:width$}  {v:vwidth$}  {s}");
+    }
+}
+
+/// A proxy URL with its password masked (`http://user:***@host:port`).
+fn mask_proxy(name: &'static str, text: &str) -> String {
+    match runner_core::proxy::ProxyUrl::parse(name, text) {
+        Ok(p) => p.to_string(),
+        Err(_) => "(not usable; value hidden)".to_owned(),
     }
 }
 
@@ -542,6 +585,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn proxy_passwords_are_masked() {
+        assert_eq!(
+            mask_proxy("HTTPS_PROXY", "http://bob:hunter2@proxy.corp:3128"),
+            "http://bob:***@proxy.corp:3128"
+        );
+        assert!(!mask_proxy("HTTPS_PROXY", "socks5://bob:hunter2@p").contains("hunter2"));
     }
 
     #[test]

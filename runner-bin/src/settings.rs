@@ -160,6 +160,18 @@ impl Raw {
                 expected: "one of the variables in docs/configuration.md".into(),
             });
         };
+        if var.env_only {
+            return Err(ConfigError {
+                var: key.to_owned(),
+                shown: String::new(),
+                problem: format!(
+                    "{key} is read from the process environment only (every client in the runner, the cloud SDKs included, reads it there)"
+                ),
+                expected: format!(
+                    "{key} in the container's environment (env: in the pod spec), not in --config-file or --set"
+                ),
+            });
+        }
         if var.name != key {
             self.warnings
                 .push(format!("{key} is deprecated; rename it to {}", var.name));
@@ -304,6 +316,21 @@ impl Settings {
             auth_retry: secs(raw, "AUTH_RETRY_SECONDS", 1)?,
         };
         runner.ca_file = raw.get("SERVER_CA_FILE").map(PathBuf::from);
+        let agent = raw.agent_id();
+        runner.proxy = runner_core::proxy::ProxyConfig::from_lookup(raw.lookup(&agent)).map_err(
+            |e| match e {
+                runner_core::CoreError::InvalidProxy { var: name, reason } => ConfigError {
+                    var: name.to_owned(),
+                    // The value may hold the proxy's password: not shown.
+                    shown: String::new(),
+                    problem: format!("not usable: {reason}"),
+                    expected: "http://[USER:PASSWORD@]HOST:PORT".into(),
+                },
+                other => {
+                    ConfigError::new(var("HTTPS_PROXY"), None, other.to_string(), "a proxy URL")
+                }
+            },
+        )?;
         runner.max_concurrent_requests = number(raw, "MAX_CONCURRENT_REQUESTS", 1, 10_000)?;
         runner.drain_grace = secs(raw, "DRAIN_GRACE_SECONDS", 0)?;
 
@@ -567,6 +594,38 @@ mod tests {
             e.contains("not supported") && e.contains("argo or local"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn proxy_settings_come_from_the_environment_and_hide_passwords() {
+        let mut e = env(BASE);
+        e.push((
+            "HTTPS_PROXY".into(),
+            "http://bob:pw1@proxy.corp:3128".into(),
+        ));
+        e.push(("NO_PROXY".into(), ".internal".into()));
+        let s = Settings::validate(&Raw::collect(None, e, &[]).unwrap()).unwrap();
+        let p = s.runner.proxy.https.as_ref().unwrap();
+        assert_eq!(
+            (p.host(), p.port(), p.var()),
+            ("proxy.corp", 3128, "HTTPS_PROXY")
+        );
+        assert!(s.runner.proxy.no_proxy.matches("argo.internal", 2746));
+
+        let mut e = env(BASE);
+        e.push(("HTTPS_PROXY".into(), "socks5://bob:pw2@proxy.corp".into()));
+        let err = Settings::validate(&Raw::collect(None, e, &[]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HTTPS_PROXY: not usable") && !err.contains("pw2"),
+            "{err}"
+        );
+
+        let err = Raw::collect(None, env(BASE), &["SSL_CERT_FILE=/x.pem".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("process environment only"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub struct Var {
     pub default: Option<&'static str>,
     /// Printed masked by `ingestion-runner config`.
     pub secret: bool,
+    /// Read from the process environment only (not `--config-file` / `--set`): every client in
+    /// the process, the cloud SDKs included, reads it there, so one value is seen by all.
+    pub env_only: bool,
     pub help: &'static str,
 }
 
@@ -19,6 +22,19 @@ const fn var(name: &'static str, default: Option<&'static str>, help: &'static s
         aliases: &[],
         default,
         secret: false,
+        env_only: false,
+        help,
+    }
+}
+
+/// A process-environment variable shared with the libraries (proxies, CA locations).
+const fn process_env(name: &'static str, help: &'static str) -> Var {
+    Var {
+        name,
+        aliases: &[],
+        default: None,
+        secret: false,
+        env_only: true,
         help,
     }
 }
@@ -34,6 +50,7 @@ const fn alias(
         aliases,
         default,
         secret: false,
+        env_only: false,
         help,
     }
 }
@@ -44,6 +61,7 @@ const fn secret(name: &'static str, help: &'static str) -> Var {
         aliases: &[],
         default: None,
         secret: true,
+        env_only: false,
         help,
     }
 }
@@ -79,7 +97,32 @@ pub const VARS: &[Var] = &[
     var(
         "SERVER_CA_FILE",
         None,
-        "PEM file of extra CA certificates for the control plane",
+        "Extra CA certificates for the control plane: a PEM file, or a directory of *.pem / *.crt files",
+    ),
+    // Egress proxy and trust store, shared by every client in the process.
+    process_env(
+        "HTTPS_PROXY",
+        "Proxy of wss:// and https:// connections, http://[user:password@]host:port (also https_proxy)",
+    ),
+    process_env(
+        "HTTP_PROXY",
+        "Proxy of ws:// and http:// connections (also http_proxy)",
+    ),
+    process_env(
+        "ALL_PROXY",
+        "Proxy of both when the specific one is unset (also all_proxy)",
+    ),
+    process_env(
+        "NO_PROXY",
+        "Hosts reached without the proxy: names, .domains, IPs, CIDRs, host:port, * (also no_proxy)",
+    ),
+    process_env(
+        "SSL_CERT_FILE",
+        "PEM bundle that replaces the system's CA certificates",
+    ),
+    process_env(
+        "SSL_CERT_DIR",
+        "Directories (colon-separated) of CA certificates that replace the system's",
     ),
     var(
         "RECONNECT_DELAY_SECONDS",

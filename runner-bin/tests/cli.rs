@@ -579,3 +579,146 @@ async fn sigterm_with_a_run_in_flight_finishes_it_and_reports_it_before_exiting(
         .unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A CONNECT proxy on 127.0.0.1 that records the request line of each tunnel it opens.
+async fn connect_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tcp.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                s.lock().unwrap().push(line.clone());
+                let target = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let Ok(mut up) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                if tcp
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .is_ok()
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut up).await;
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// A private CA (PEM) and a TLS server config for `localhost` signed by it.
+fn private_ca() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    (ca.pem(), std::sync::Arc::new(server))
+}
+
+#[tokio::test]
+async fn check_tests_dns_tcp_and_tls_through_the_proxy() {
+    let token = jwt(30 * 86_400);
+    let (ca_pem, server) = private_ca();
+    let cp = MockControlPlane::start(MockOptions {
+        token: token.clone(),
+        tls: Some(server),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("runner-cli-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("bundle.pem");
+    std::fs::write(&bundle, ca_pem).unwrap();
+    let (proxy, seen) = connect_proxy().await;
+    let port = cp.addr().port();
+    let envs = [
+        ("SERVER_URL", cp.url()),
+        ("AUTH_TOKEN", token.clone()),
+        ("EXECUTOR_TYPE", "local".into()),
+        ("SECRETS_MANAGER", "env".into()),
+        // The private CA through SSL_CERT_FILE (it replaces the system roots).
+        ("SSL_CERT_FILE", bundle.display().to_string()),
+        ("https_proxy", proxy.replace("http://", "http://ops:pa55@")),
+        ("NO_PROXY", "example.com".into()),
+    ];
+    let (ok, out) = check(&envs, &[]).await;
+    assert!(ok, "{out}");
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with("ok") && l.contains(name))
+            .unwrap_or_else(|| panic!("no passing row `{name}` in\n{out}"))
+            .to_owned()
+    };
+    assert!(row("DNS resolves the proxy").contains("127.0.0.1"), "{out}");
+    assert!(
+        row("outbound TCP to the server through the proxy")
+            .contains(&format!("CONNECT localhost:{port} accepted")),
+        "{out}"
+    );
+    let tls = row("TLS: the server's certificate is trusted");
+    assert!(
+        tls.contains("through the proxy http://ops:***@127.0.0.1:") && tls.contains("https_proxy"),
+        "{tls}"
+    );
+    assert!(row("handshake").contains("through the proxy"), "{out}");
+    assert!(!out.contains("pa55"), "the proxy password is never printed");
+    // One tunnel for the TCP and TLS rows, one for the handshake.
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        vec![format!("CONNECT localhost:{port} HTTP/1.1"); 2]
+    );
+    // NO_PROXY covering the server: every row direct, the proxy untouched.
+    let mut direct = envs.clone();
+    direct[6].1 = "localhost".into();
+    let (ok, out) = check(&direct, &[]).await;
+    assert!(ok && out.contains("DNS resolves the server"), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    // --set cannot set a process-environment variable.
+    let o = runner()
+        .args(["--set", "HTTPS_PROXY=http://p:1", "config"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("process environment only"),
+        "{}",
+        text(&o).1
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

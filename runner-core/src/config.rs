@@ -157,8 +157,11 @@ pub struct RunnerConfig {
     pub token: TokenSource,
     /// `RECONNECT_DELAY_SECONDS` and friends.
     pub backoff: BackoffConfig,
-    /// Extra CA certificates (PEM) trusted for the control plane, besides the system roots.
+    /// Extra CA certificates trusted for the control plane, besides the system roots: a PEM
+    /// file, or a directory of `*.pem` / `*.crt` files (`SERVER_CA_FILE`).
     pub ca_file: Option<PathBuf>,
+    /// Egress proxy of the control-plane connection (`HTTPS_PROXY`, `NO_PROXY`...).
+    pub proxy: crate::proxy::ProxyConfig,
     /// Time allowed for connect + TLS + upgrade, and for `hello` -> `welcome`.
     pub handshake_timeout: Duration,
     /// Requests executed at once; more get a `busy` reply.
@@ -182,6 +185,7 @@ impl RunnerConfig {
             token,
             backoff: BackoffConfig::default(),
             ca_file: None,
+            proxy: crate::proxy::ProxyConfig::default(),
             handshake_timeout: Duration::from_secs(20),
             max_concurrent_requests: 32,
             drain_grace: Duration::from_secs(30),

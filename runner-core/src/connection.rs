@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -15,50 +13,15 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::config::{AuthToken, RunnerConfig};
 use crate::error::CoreError;
+use crate::proxy::ProxyUrl;
 
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The TLS client configuration: the system's roots plus `ca_file` (PEM, one or more certs).
-pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, CoreError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| CoreError::Tls {
-            reason: format!(
-                "cannot read CA file {} (SERVER_CA_FILE): {e}",
-                path.display()
-            ),
-        })?;
-        let mut added = 0;
-        for cert in certs {
-            let cert = cert.map_err(|e| CoreError::Tls {
-                reason: format!(
-                    "CA file {} holds an invalid PEM certificate: {e}",
-                    path.display()
-                ),
-            })?;
-            roots.add(cert).map_err(|e| CoreError::Tls {
-                reason: format!("CA file {}: certificate rejected: {e}", path.display()),
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(CoreError::Tls {
-                reason: format!(
-                    "CA file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
-                    path.display()
-                ),
-            });
-        }
-    }
-    if roots.is_empty() {
-        return Err(CoreError::Tls {
-            reason: "no trusted CA certificates: the system has none installed and SERVER_CA_FILE is not set".into(),
-        });
-    }
+/// The TLS client configuration: the system's roots (or `SSL_CERT_FILE` / `SSL_CERT_DIR` when
+/// set) plus `ca_path`: a PEM file, or a directory of `*.pem` / `*.crt` files (`SERVER_CA_FILE`).
+pub fn tls_config(ca_path: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, CoreError> {
+    let roots = runner_argo::trust::root_store(ca_path, "SERVER_CA_FILE")
+        .map_err(|reason| CoreError::Tls { reason })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -106,15 +69,20 @@ pub async fn connect(
         (true, None) => Some(Connector::Rustls(tls_config(config.ca_file.as_deref())?)),
         (false, _) => Some(Connector::Plain),
     };
-    let attempt =
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector);
+    let attempt = async {
+        let (tcp, _) = open_tcp(config).await?;
+        tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(ws_config), connector)
+            .await
+            .map_err(|e| map_connect_error(url, e, config))
+    };
     let result = tokio::time::timeout(config.handshake_timeout, attempt)
         .await
         .map_err(|_| CoreError::Connect {
             url: url.to_owned(),
             reason: format!(
-                "no answer within {}s (connect, TLS and WebSocket upgrade)",
-                config.handshake_timeout.as_secs()
+                "no answer within {}s (connect, TLS and WebSocket upgrade{})",
+                config.handshake_timeout.as_secs(),
+                route_note(config)
             ),
         })?;
     match result {
@@ -126,8 +94,97 @@ pub async fn connect(
             };
             Ok((ws, local))
         }
-        Err(e) => Err(map_connect_error(url, e, config)),
+        Err(e) => Err(e),
     }
+}
+
+/// How the control plane is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    /// Through an HTTP CONNECT tunnel.
+    Proxy(ProxyUrl),
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Direct => f.write_str("directly"),
+            Route::Proxy(p) => write!(f, "through the proxy {p} (from {})", p.var()),
+        }
+    }
+}
+
+/// The route to the control plane that `config` selects (proxy variables and NO_PROXY).
+pub fn route(config: &RunnerConfig) -> Route {
+    let url = &config.server_url;
+    match config
+        .proxy
+        .for_target(url.is_tls(), url.host(), url.port())
+    {
+        Some(p) => Route::Proxy(p.clone()),
+        None => Route::Direct,
+    }
+}
+
+fn route_note(config: &RunnerConfig) -> String {
+    match route(config) {
+        Route::Direct => String::new(),
+        r => format!(", {r}"),
+    }
+}
+
+/// A TCP connection to the control plane's host and port, directly or through a CONNECT
+/// tunnel, with Nagle off. Used by [`connect`] and by `ingestion-runner check`.
+pub async fn open_tcp(config: &RunnerConfig) -> Result<(TcpStream, Route), CoreError> {
+    let url = &config.server_url;
+    let route = route(config);
+    let tcp = match &route {
+        Route::Proxy(proxy) => {
+            crate::proxy::connect_tunnel(proxy, url.host(), url.port(), url.as_str()).await?
+        }
+        Route::Direct => TcpStream::connect((url.host(), url.port()))
+            .await
+            .map_err(|e| CoreError::Connect {
+                url: url.as_str().to_owned(),
+                reason: e.to_string(),
+            })?,
+    };
+    let _ = tcp.set_nodelay(true);
+    Ok((tcp, route))
+}
+
+/// The TLS handshake alone over `tcp` (certificate chain and host name checked), for
+/// `ingestion-runner check`. Returns the negotiated protocol version.
+pub async fn tls_probe(
+    config: &RunnerConfig,
+    tcp: TcpStream,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<String, CoreError> {
+    let url = &config.server_url;
+    let name = rustls_pki_types::ServerName::try_from(url.host().to_owned()).map_err(|e| {
+        CoreError::InvalidServerUrl {
+            url: url.as_str().to_owned(),
+            reason: format!("the host is not a valid TLS server name: {e}"),
+        }
+    })?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            map_connect_error(
+                url.as_str(),
+                tokio_tungstenite::tungstenite::Error::Io(e),
+                config,
+            )
+        })?;
+    let version = stream
+        .get_ref()
+        .1
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_else(|| "TLS".into());
+    Ok(version)
 }
 
 fn map_connect_error(
@@ -155,14 +212,14 @@ fn map_connect_error(
         WsError::Tls(tls) => CoreError::Connect {
             url: url.to_owned(),
             reason: format!(
-                "TLS handshake failed: {tls}; if the server uses a private CA, set SERVER_CA_FILE to its PEM certificate"
+                "TLS handshake failed: {tls}; if the server uses a private CA (or a proxy intercepts TLS), set SERVER_CA_FILE to its PEM certificate or a directory of them"
             ),
         },
         WsError::Io(io) => {
             let tls = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
             let reason = match tls {
                 Some(rustls::Error::InvalidCertificate(cert)) => format!(
-                    "TLS: the server's certificate is not trusted ({cert:?}); if the server uses a private CA, set SERVER_CA_FILE to its PEM certificate"
+                    "TLS: the server's certificate is not trusted ({cert:?}); if the server uses a private CA (or a proxy intercepts TLS), set SERVER_CA_FILE to its PEM certificate or a directory of them"
                 ),
                 Some(other) => format!("TLS handshake failed: {other}"),
                 None => io.to_string(),

@@ -20,6 +20,19 @@ pub enum CoreError {
         "cannot reach the control plane at {url}: {reason}; check SERVER_URL, DNS and that outbound traffic to the server is allowed"
     )]
     Connect { url: String, reason: String },
+    /// A proxy variable (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`) is not usable.
+    #[error("{var} is not usable: {reason}; expected http://[USER:PASSWORD@]HOST:PORT")]
+    InvalidProxy { var: &'static str, reason: String },
+    /// The proxy could not be reached or refused the tunnel. `proxy` is masked.
+    #[error(
+        "cannot reach the control plane at {url} through the proxy {proxy} (from {var}): {reason}"
+    )]
+    Proxy {
+        url: String,
+        proxy: String,
+        var: &'static str,
+        reason: String,
+    },
     /// The connection broke or the peer misbehaved.
     #[error("connection to the control plane lost: {reason}")]
     Disconnected { reason: String },

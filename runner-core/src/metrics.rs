@@ -93,6 +93,7 @@ pub struct Metrics {
     pub requests: Family<Labels, Histogram>,
     pub secret_resolutions: Family<Labels, Counter>,
     pub executor_calls: Family<Labels, Counter>,
+    token_expiry: Family<Labels, Gauge>,
     cpu_last: Mutex<Option<(std::time::Instant, f64)>>,
 }
 
@@ -115,6 +116,7 @@ impl Metrics {
             requests: Family::new_with_constructor(request_histogram as fn() -> Histogram),
             secret_resolutions: Family::default(),
             executor_calls: Family::default(),
+            token_expiry: Family::default(),
             cpu_last: Mutex::new(None),
         };
         {
@@ -174,6 +176,11 @@ impl Metrics {
                 "Executor calls by operation and result",
                 m.executor_calls.clone(),
             );
+            r.register(
+                "ingestion_runner_token_expiry_timestamp_seconds",
+                "Expiry (exp claim, seconds since the epoch) of AUTH_TOKEN and ARGO_TOKEN when they are JWTs",
+                m.token_expiry.clone(),
+            );
         }
         m
     }
@@ -214,6 +221,20 @@ impl Metrics {
                 ("result".to_owned(), result.to_owned()),
             ])
             .inc_by(n);
+    }
+
+    /// Records the expiry of token `name` (`AUTH_TOKEN`, `ARGO_TOKEN`); `None` removes it (not
+    /// a JWT, no `exp`, or unset).
+    pub fn token_expiry(&self, name: &str, exp: Option<i64>) {
+        let labels = vec![("token".to_owned(), name.to_owned())];
+        match exp {
+            Some(exp) => {
+                self.token_expiry.get_or_create(&labels).set(exp);
+            }
+            None => {
+                self.token_expiry.remove(&labels);
+            }
+        }
     }
 
     fn sample_process(&self) {
