@@ -119,6 +119,9 @@ struct State {
     drops_fired: HashMap<DropPoint, u64>,
     /// While set, upgrades are answered 503 (and counted here) and no session is served.
     outage: bool,
+    /// While set, `welcome` carries no `ackedThrough`: the runner replays every unacknowledged
+    /// event, and the mock must recognise the ones it stored as duplicates.
+    omit_acked_through: bool,
     outage_attempts: Vec<tokio::time::Instant>,
     /// When each session was established, and by which runner instance.
     sessions: Vec<(tokio::time::Instant, String)>,
@@ -363,6 +366,14 @@ impl MockControlPlane {
             self.kick.send_modify(|n| *n += 1);
         }
         self.changed.notify_waiters();
+    }
+
+    /// When true, `welcome` leaves `ackedThrough` out (a control plane that does not look the
+    /// instance up): the runner replays every unacknowledged event and the mock drops the ones
+    /// it already stored as duplicates (`seq` at or below the highest stored), as
+    /// docs/protocol.md 9 says.
+    pub fn set_omit_acked_through(&self, omit: bool) {
+        lock(&self.state).omit_acked_through = omit;
     }
 
     /// When each upgrade refused by an outage arrived.
@@ -672,7 +683,10 @@ async fn serve<S>(
                         } else if let Some(r) = opts.reject.clone() {
                             reply = Some(session.reject(r));
                         } else {
-                            let acked = lock(&state).acked.get(&instance).copied();
+                            let acked = {
+                                let s = lock(&state);
+                                s.acked.get(&instance).copied().filter(|_| !s.omit_acked_through)
+                            };
                             match session.accept(AcceptOptions {
                                 session_id: session_id.clone(),
                                 heartbeat_interval: opts.heartbeat_interval,
@@ -702,13 +716,19 @@ async fn serve<S>(
                             abrupt = true;
                             break;
                         }
-                        if s.ack_events {
+                        let stored = s.acked.get(&instance).copied().unwrap_or(0);
+                        if s.ack_events && event.seq <= stored {
+                            // The protocol's dedup: at or below the highest stored of the
+                            // instance, acknowledge again and do not apply.
+                            s.duplicates += 1;
+                            reply = Some(ack);
+                        } else if s.ack_events {
                             let key = (instance.clone(), event.seq);
                             if s.events.insert(key, event.clone()).is_some() {
                                 s.duplicates += 1;
                                 s.applied_twice += 1;
                             }
-                            let through = session.highest_seq();
+                            let through = session.highest_seq().max(stored);
                             s.acked.insert(instance.clone(), through);
                             if s.take_drop(DropPoint::AfterEventStored) {
                                 abrupt = true;

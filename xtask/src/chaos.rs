@@ -489,6 +489,10 @@ async fn drop_scenario(m: usize, rng: &mut StdRng, work: &Path) -> anyhow::Resul
     let mut by_point: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..m {
         let run_id = format!("drop-{i}");
+        // Every other iteration the control plane "forgets" to say what it stored in `welcome`:
+        // the runner then replays what it stored but did not acknowledge, and the control plane
+        // has to recognise the repeats by their sequence numbers.
+        r.cp.set_omit_acked_through(i % 2 == 1);
         // Four fixed points and a drop at a random moment of the run.
         let choice = rng.random_range(0..=DropPoint::ALL.len());
         let request = run_request("orders", Some(&run_id));
