@@ -89,6 +89,34 @@ pub fn parse_extra_envs(input: &str) -> Result<Vec<(String, String)>, BuildError
     Ok(out)
 }
 
+/// The inverse of [`parse_extra_envs`]: `[` `"key":"value"` entries `]`, every key and value
+/// double-quoted with `"` and `\` escaped, so any value (commas, colons, brackets, quotes,
+/// surrounding spaces, newlines) comes back unchanged. Keys are written as they are: only
+/// [`parse_extra_envs`] judges them.
+pub fn encode_extra_envs(envs: &[(String, String)]) -> String {
+    fn quoted(out: &mut String, s: &str) {
+        out.push('"');
+        for ch in s.chars() {
+            if matches!(ch, '"' | '\\') {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+        out.push('"');
+    }
+    let mut out = String::from("[");
+    for (i, (k, v)) in envs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        quoted(&mut out, k);
+        out.push(':');
+        quoted(&mut out, v);
+    }
+    out.push(']');
+    out
+}
+
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum Stop {
     Colon,
@@ -213,6 +241,21 @@ mod tests {
         // an unquoted `]` that is not the last character is literal
         assert_eq!(p("[A:a]b,B:c]"), kv(&[("A", "a]b"), ("B", "c")]));
         assert_eq!(p(r#"["my.key":v]"#), kv(&[("my.key", "v")]));
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let envs = kv(&[
+            ("A", "x,y"),
+            ("B", " p:q] "),
+            ("C", r#"say "hi" \ ok"#),
+            ("my.key", ""),
+            ("D", "line\nbreak"),
+        ]);
+        let text = encode_extra_envs(&envs);
+        assert_eq!(p(&text), envs, "{text}");
+        assert_eq!(encode_extra_envs(&[]), "[]");
+        assert_eq!(p(&encode_extra_envs(&[])), vec![]);
     }
 
     #[test]
