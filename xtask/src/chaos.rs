@@ -1,4 +1,4 @@
-//! `cargo xtask chaos [--runs M] [--seed S] [SCENARIO...]`: the fault harness.
+//! `cargo xtask chaos [--runs M] [--seed S] [--no-build] [SCENARIO...]`: the fault harness.
 //!
 //! Each scenario runs M times and prints `M runs, L lost, D doubled, S stuck`, counted from what
 //! the mock control plane stored and what the executor holds:
@@ -119,13 +119,16 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let mut runs: Option<usize> = None;
     let mut seed: u64 = rand::rng().random();
     let mut names: Vec<String> = Vec::new();
+    let mut build = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => runs = Some(it.next().context("--runs N")?.parse()?),
             "--seed" => seed = it.next().context("--seed S")?.parse()?,
+            // Use the release runner binary as it is (kill, slow).
+            "--no-build" => build = false,
             "-h" | "--help" => {
-                println!("cargo xtask chaos [--runs M] [--seed S] [SCENARIO...]");
+                println!("cargo xtask chaos [--runs M] [--seed S] [--no-build] [SCENARIO...]");
                 for s in &SCENARIOS {
                     println!("  {:9} (M={:4}) {}", s.name, s.default_runs, s.what);
                 }
@@ -142,7 +145,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         names = SCENARIOS.iter().map(|s| s.name.to_owned()).collect();
     }
     if names.iter().any(|n| n == "kill" || n == "slow") {
-        release_runner()?;
+        release_runner(build)?;
     }
     let work = util::target_dir().join("chaos");
     std::fs::create_dir_all(&work)?;
@@ -222,8 +225,14 @@ fn loadavg() -> String {
 }
 
 /// The release runner binary (runner-bin built alone, so it carries no test features).
-fn release_runner() -> anyhow::Result<PathBuf> {
+fn release_runner(build: bool) -> anyhow::Result<PathBuf> {
     let bin = util::target_dir().join("release").join("ingestion-runner");
+    if !build {
+        if !bin.exists() {
+            bail!("--no-build, but {} does not exist", bin.display());
+        }
+        return Ok(bin);
+    }
     println!("== building runner-bin (release)");
     let ok = util::cargo()
         .args(["build", "--release", "--quiet", "-p", "runner-bin"])

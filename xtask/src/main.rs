@@ -44,6 +44,9 @@ fn main() -> ExitCode {
             );
             println!("                 requests/min and RSS while tracking 10 / 100 / 1,000 runs");
             println!(
+                "  chaos [--runs M] [--seed S] [SCENARIO...]  fault harness: no lost / doubled / stuck runs"
+            );
+            println!(
                 "  control-plane [--addr A] [--token T]  serve a mock control plane and print events"
             );
             Ok(())
