@@ -192,9 +192,19 @@ async fn control_plane(settings: &Settings, out: &mut Vec<Check>) {
     };
     if url.is_tls() {
         const TLS: &str = "TLS: the server's certificate is trusted";
+        // rustls-native-certs reads these two in place of the system's store when either is set.
+        let system: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+            .collect();
+        let system = if system.is_empty() {
+            "system roots".to_owned()
+        } else {
+            format!("{} (in place of the system roots)", system.join(" + "))
+        };
         let ca = match &settings.runner.ca_file {
-            Some(p) => format!("system roots + SERVER_CA_FILE={}", p.display()),
-            None => "system roots".to_owned(),
+            Some(p) => format!("{system} + SERVER_CA_FILE={}", p.display()),
+            None => system,
         };
         let verdict = match runner_core::connection::tls_config(settings.runner.ca_file.as_deref())
         {

@@ -693,7 +693,9 @@ async fn check_tests_dns_tcp_and_tls_through_the_proxy() {
     );
     let tls = row("TLS: the server's certificate is trusted");
     assert!(
-        tls.contains("through the proxy http://ops:***@127.0.0.1:") && tls.contains("https_proxy"),
+        tls.contains("through the proxy http://ops:***@127.0.0.1:")
+            && tls.contains("https_proxy")
+            && tls.contains("SSL_CERT_FILE="),
         "{tls}"
     );
     assert!(row("handshake").contains("through the proxy"), "{out}");
