@@ -7,8 +7,7 @@
 //!   encode -> parse unchanged; with names taken from the input too (`name=value` lines), a list
 //!   either survives unchanged or is refused for a name, never for its values.
 
-use runner_argo::build::envs::RESERVED_ENV;
-use runner_argo::build::{encode_extra_envs, parse_extra_envs};
+use runner_argo::build::envs::{RESERVED_ENV, encode_extra_envs, parse_extra_envs};
 
 pub fn check(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -77,7 +77,10 @@ pub fn check(data: &[u8]) {
             );
         }
         (Err(_), Err(_)) => {}
-        (a, l) => panic!("{expr:?}: Argo gives {a:?}, the local executor {l:?}"),
+        (a, l) => panic!(
+            "{expr:?}: Argo gives {a:?}, the local executor {:?}",
+            l.as_ref().map(|s| s.as_ref().map(|s| &s.cron))
+        ),
     }
 }
 

@@ -39,8 +39,17 @@ impl Schedule {
         let Some(expr) = expr.map(str::trim).filter(|e| !e.is_empty()) else {
             return Ok(None);
         };
-        let Some(cron) = preset_to_cron(expr) else {
-            return Ok(None);
+        // One grammar for both executors: the Argo builder's preset table and field checks, so a
+        // schedule is accepted, refused and read alike whichever executor runs it.
+        let cron = match runner_argo::build::schedule::to_cron(Some(expr)) {
+            Ok(Some(cron)) => cron,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return Err(ScheduleError::InvalidCron {
+                    expr: expr.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
         };
         let tz_name = timezone
             .map(str::trim)
@@ -72,22 +81,6 @@ impl Schedule {
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
-}
-
-/// Converts Airflow presets to cron. `None` for `@once` (no recurring schedule); other text is
-/// returned unchanged for the cron parser to judge.
-pub fn preset_to_cron(expr: &str) -> Option<String> {
-    let cron = match expr.to_ascii_lowercase().as_str() {
-        "@once" => return None,
-        "@hourly" => "0 * * * *",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@weekly" => "0 0 * * 0",
-        "@monthly" => "0 0 1 * *",
-        "@quarterly" => "0 0 1 */3 *",
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        _ => return Some(expr.to_owned()),
-    };
-    Some(cron.to_owned())
 }
 
 #[cfg(test)]
@@ -134,6 +127,8 @@ mod tests {
         let err = Schedule::parse(Some("* * * * * *"), None).unwrap_err();
         assert!(matches!(err, ScheduleError::InvalidCron { .. }), "{err}");
         assert!(Schedule::parse(Some("every day"), None).is_err());
+        // Presets are case-sensitive, as in Airflow and in the Argo builder (found by fuzzing).
+        assert!(Schedule::parse(Some("@dAily"), None).is_err());
         assert!(matches!(
             Schedule::parse(Some("@daily"), Some("Mars/Olympus")),
             Err(ScheduleError::InvalidTimezone(_))

@@ -143,6 +143,11 @@ fn check_field(f: &str, spec: &FieldSpec) -> Result<(), String> {
             }
         }
         match range {
+            // `*` and `?` are the whole field: croner (the local executor) refuses them inside
+            // a list.
+            "*" | "?" if f.contains(',') => {
+                return Err(format!("`{range}` cannot be part of a list"));
+            }
             "*" => {}
             "?" if spec.question_mark && step.is_none() => {}
             "" => return Err("empty list item".into()),
@@ -217,6 +222,9 @@ mod tests {
         );
         assert!(to_cron(Some("* * *")).is_err());
         assert!(to_cron(Some("0 0 * * * ; rm -rf")).is_err());
+        // found by fuzzing: croner refuses `*` in a list, so Argo must too
+        assert!(to_cron(Some("0 2 *,* * *")).is_err());
+        assert!(to_cron(Some("2 2 1 1 0,?")).is_err());
         for ok in [
             "0 0 * * SUN",
             "*/15 9-17 ? JAN-MAR MON-FRI",
