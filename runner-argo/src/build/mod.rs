@@ -21,7 +21,7 @@ use crate::model::{
 };
 pub use envs::parse_extra_envs;
 pub use names::*;
-pub use wfconfig::{config_text, workflow_config};
+pub use wfconfig::{MAX_CONFIG_BYTES, check_config_size, config_text, workflow_config};
 
 /// Why a build was refused. `Forbidden` is the control plane asking for something only
 /// the operator may set; `Invalid` / `Missing` are bad requests; `Config` is the
