@@ -474,6 +474,10 @@ impl Runner {
         let interval = session
             .heartbeat_interval()
             .unwrap_or(Duration::from_secs(15));
+        // A write the control plane does not take within the dead-peer window means it stopped
+        // reading; the silence check below cannot run while a write is blocked, so each write
+        // carries the same limit.
+        let write_limit = interval * 3;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
@@ -490,12 +494,13 @@ impl Runner {
             if !events.is_empty() {
                 for ev in events {
                     sent_through = ev.seq;
-                    if let Err(e) = sink.feed(WsMessage::text(session.event(ev))).await {
-                        return SessionEnd::Lost(format!("sending an event failed: {e}"));
+                    let fed = sink.feed(WsMessage::text(session.event(ev)));
+                    if let Err(end) = write_within(write_limit, "sending an event", fed).await {
+                        return end;
                     }
                 }
-                if let Err(e) = sink.flush().await {
-                    return SessionEnd::Lost(format!("sending events failed: {e}"));
+                if let Err(end) = write_within(write_limit, "sending events", sink.flush()).await {
+                    return end;
                 }
                 continue;
             }
@@ -516,13 +521,20 @@ impl Runner {
                         reason: "runner shutting down".into(),
                         reconnect: true,
                     });
-                    let _ = sink.send(WsMessage::text(bye)).await;
-                    let _ = sink
-                        .send(WsMessage::Close(Some(CloseFrame {
+                    // Bounded: a control plane that does not read must not hold up the exit.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        sink.send(WsMessage::text(bye)),
+                    )
+                    .await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        sink.send(WsMessage::Close(Some(CloseFrame {
                             code: CloseCode::Away,
                             reason: "runner shutting down".into(),
-                        })))
-                        .await;
+                        }))),
+                    )
+                    .await;
                     // Wait briefly for the server's close so the socket ends cleanly.
                     let _ = tokio::time::timeout(Duration::from_secs(2), async {
                         while let Some(Ok(m)) = stream.next().await {
@@ -579,10 +591,11 @@ impl Runner {
                                 }
                                 Admission::Refused(r) => Some(r),
                             };
-                            if let Some(r) = reply
-                                && let Err(e) = sink.send(WsMessage::text(session.respond(&id, r))).await
-                            {
-                                return SessionEnd::Lost(format!("sending a reply failed: {e}"));
+                            if let Some(r) = reply {
+                                let sent = sink.send(WsMessage::text(session.respond(&id, r)));
+                                if let Err(end) = write_within(write_limit, "sending a reply", sent).await {
+                                    return end;
+                                }
                             }
                         }
                         RunnerInput::Acked(through) => self.outbox.ack(through),
@@ -593,8 +606,9 @@ impl Runner {
                         }
                         RunnerInput::Reply(text) => {
                             tracing::warn!(reply = %text, "bad frame from the control plane; answered with an error");
-                            if let Err(e) = sink.send(WsMessage::text(text)).await {
-                                return SessionEnd::Lost(format!("sending an error reply failed: {e}"));
+                            let sent = sink.send(WsMessage::text(text));
+                            if let Err(end) = write_within(write_limit, "sending an error reply", sent).await {
+                                return end;
                             }
                         }
                         RunnerInput::Ignored(reason) => tracing::debug!(%reason, "frame ignored"),
@@ -604,8 +618,9 @@ impl Runner {
                     }
                 }
                 Some((id, response)) = reply_rx.recv() => {
-                    if let Err(e) = sink.send(WsMessage::text(session.respond(&id, response))).await {
-                        return SessionEnd::Lost(format!("sending a reply failed: {e}"));
+                    let sent = sink.send(WsMessage::text(session.respond(&id, response)));
+                    if let Err(end) = write_within(write_limit, "sending a reply", sent).await {
+                        return end;
                     }
                 }
                 _ = &mut notified => {}
@@ -620,8 +635,9 @@ impl Runner {
                         readiness: Some(crate::lock(&self.readiness).clone()),
                         load: Some(self.load()),
                     };
-                    if let Err(e) = sink.send(WsMessage::text(session.heartbeat(hb))).await {
-                        return SessionEnd::Lost(format!("sending a heartbeat failed: {e}"));
+                    let sent = sink.send(WsMessage::text(session.heartbeat(hb)));
+                    if let Err(end) = write_within(write_limit, "sending a heartbeat", sent).await {
+                        return end;
                     }
                 }
             }
@@ -648,6 +664,23 @@ fn close_reason(frame: Option<CloseFrame>) -> String {
             f.reason
         ),
         None => "the control plane closed the connection".into(),
+    }
+}
+
+/// Awaits a socket write for at most `limit`: a write error, or a control plane that takes
+/// nothing for that long (it stopped reading), ends the session.
+async fn write_within<E: std::fmt::Display>(
+    limit: Duration,
+    what: &str,
+    write: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), SessionEnd> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(SessionEnd::Lost(format!("{what} failed: {e}"))),
+        Err(_) => Err(SessionEnd::Lost(format!(
+            "{what} failed: the control plane took nothing for {}s (3 heartbeat intervals); it is not reading",
+            limit.as_secs()
+        ))),
     }
 }
 

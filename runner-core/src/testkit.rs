@@ -122,6 +122,8 @@ struct State {
     /// While set, `welcome` carries no `ackedThrough`: the runner replays every unacknowledged
     /// event, and the mock must recognise the ones it stored as duplicates.
     omit_acked_through: bool,
+    /// While set, the mock sends no heartbeats (with `set_reading(false)`: a wedged peer).
+    silent: bool,
     outage_attempts: Vec<tokio::time::Instant>,
     /// When each session was established, and by which runner instance.
     sessions: Vec<(tokio::time::Instant, String)>,
@@ -366,6 +368,12 @@ impl MockControlPlane {
             self.kick.send_modify(|n| *n += 1);
         }
         self.changed.notify_waiters();
+    }
+
+    /// When true, the mock stops sending heartbeats (requests still go out). With
+    /// `set_reading(false)` it is a wedged control plane: connected, neither reading nor sending.
+    pub fn set_silent(&self, silent: bool) {
+        lock(&self.state).silent = silent;
     }
 
     /// When true, `welcome` leaves `ackedThrough` out (a control plane that does not look the
@@ -806,7 +814,9 @@ async fn serve<S>(
                 }
             }
             _ = heartbeat.tick() => {
-                if matches!(session.state(), runner_protocol::SessionState::Established { .. }) {
+                if !lock(&state).silent
+                    && matches!(session.state(), runner_protocol::SessionState::Established { .. })
+                {
                     let hb = session.heartbeat();
                     if wtx.send(WsMessage::text(hb)).is_err() { break; }
                 }

@@ -375,3 +375,85 @@ async fn a_retryable_error_retried_under_the_same_id_is_executed_again() {
     );
     assert_eq!(workflows_of(&fake, "run-retried"), 1);
 }
+
+/// A control plane that stops reading *and* sending while its socket stays open (a wedged
+/// process on a live host): once the runner's writes block on the full socket, the runner
+/// must still notice the silence (3 heartbeat intervals) and start a new session, instead of
+/// waiting on the write until TCP gives up.
+#[tokio::test]
+async fn a_wedged_control_plane_is_left_even_when_writes_block() {
+    let dir = TempDir::new();
+    let marker = dir.path("big.txt");
+    let mut setup = Setup {
+        mock: runner_core::testkit::MockOptions {
+            heartbeat_interval: Duration::from_secs(1),
+            recv_buffer: Some(4096),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // A program with 2 MiB of log: each log page in a reply is 256 KiB.
+    let big = format!(
+        "echo \"$pipelineRunId\" >> {}; head -c 2097152 /dev/zero | tr '\\0' 'x' | fold -w 100",
+        marker.display()
+    );
+    setup.executor = Some(Box::new(move |sink, preparer| {
+        Arc::new(runner_core::executor::local::LocalExecutor::start(
+            runner_core::executor::local::LocalConfig {
+                command: vec!["sh".into(), "-c".into(), big.clone()],
+                automation_command: vec!["sh".into(), "-c".into(), big],
+                ..Default::default()
+            },
+            sink,
+            preparer,
+        ))
+    }));
+    let h = start(setup).await;
+    h.cp.wait_connected(WAIT).await.unwrap();
+    let run_id = run_id_of(
+        &h.cp
+            .request(run_request("chatty", Some("chatty-1")))
+            .await
+            .unwrap(),
+    );
+    wait_state(&h.cp, &run_id, PipelineState::Success).await;
+    let before = h.cp.connections();
+    // The control plane wedges, then asks for many large log pages: the replies fill the socket.
+    h.cp.set_reading(false);
+    h.cp.set_silent(true);
+    let logs = Request::GetIngestionLogs {
+        pipeline: Box::new(pipeline("chatty")),
+        run_id: run_id.clone(),
+        after: None,
+    };
+    let asks = async {
+        let ids: Vec<String> = (0..24).map(|i| format!("logs-{i}")).collect();
+        let pending = ids.iter().map(|id| h.cp.request_as(Some(id), logs.clone()));
+        futures_util::future::join_all(pending).await
+    };
+    let left = async {
+        // Not a hang: the runner gives up on the session within about 3-4 intervals of silence.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while h.status.get().state == runner_core::runner::ConnectionState::Connected {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    };
+    let left = tokio::select! {
+        l = left => l,
+        _ = asks => false,
+    };
+    assert!(
+        left,
+        "the runner stayed on a control plane that neither reads nor sends"
+    );
+    let why = h.status.get().last_error.unwrap_or_default();
+    assert!(why.contains("not reading"), "{why}");
+    // The control plane recovers; the runner comes back.
+    h.cp.set_reading(true);
+    h.cp.set_silent(false);
+    h.cp.wait_connections(before + 1, WAIT).await.unwrap();
+}
