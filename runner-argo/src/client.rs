@@ -9,12 +9,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::ArgoError;
 use crate::model::{
-    CronWorkflow, CronWorkflowList, LogEntry, Version, Workflow, WorkflowList, WorkflowWatchEvent,
+    CronWorkflow, CronWorkflowList, LogEntry, Version, Workflow, WorkflowList, WorkflowSummary,
+    WorkflowWatchEvent,
 };
 use crate::stream::{ArgoStream, DEFAULT_MAX_FRAME_BYTES, StreamFormat, decode_stream};
 
@@ -241,6 +243,16 @@ enum Kind {
     Other,
 }
 
+/// A request body, encoded once (a retried request sends the same bytes).
+fn json_body<B: Serialize + ?Sized>(body: &B) -> Result<Bytes, ArgoError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| ArgoError::Decode {
+            what: "encoding a request body".into(),
+            detail: e.to_string(),
+        })
+}
+
 impl ArgoClient {
     pub fn new(cfg: ArgoClientConfig) -> Result<Self, ArgoError> {
         let endpoint = cfg.endpoint.trim().trim_end_matches('/').to_owned();
@@ -354,7 +366,7 @@ impl ArgoClient {
         &self,
         method: Method,
         url: Url,
-        body: Option<&Value>,
+        body: Option<Bytes>,
         kind: Kind,
         stream: Option<StreamFormat>,
         what: &str,
@@ -376,12 +388,8 @@ impl ArgoClient {
             if let Some(h) = self.auth.header(std::mem::take(&mut force_reload))? {
                 req = req.header(AUTHORIZATION, h);
             }
-            if let Some(b) = body {
-                let bytes = serde_json::to_vec(b).map_err(|e| ArgoError::Decode {
-                    what: format!("encoding {what}"),
-                    detail: e.to_string(),
-                })?;
-                req = req.header(CONTENT_TYPE, "application/json").body(bytes);
+            if let Some(b) = &body {
+                req = req.header(CONTENT_TYPE, "application/json").body(b.clone());
             }
             let err = match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
@@ -444,7 +452,7 @@ impl ArgoClient {
         method: Method,
         segments: &[&str],
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<Bytes>,
         kind: Kind,
         what: &str,
     ) -> Result<T, ArgoError> {
@@ -495,12 +503,28 @@ impl ArgoClient {
         namespace: &str,
         wf: &Workflow,
     ) -> Result<Workflow, ArgoError> {
-        let body = json!({ "namespace": namespace, "workflow": wf });
+        self.create::<Workflow>(namespace, wf).await
+    }
+
+    async fn create<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        wf: &Workflow,
+    ) -> Result<T, ArgoError> {
+        #[derive(Serialize)]
+        struct Create<'a> {
+            namespace: &'a str,
+            workflow: &'a Workflow,
+        }
+        let body = Create {
+            namespace,
+            workflow: wf,
+        };
         self.call(
             Method::POST,
             &["api", "v1", "workflows", namespace],
             &[],
-            Some(&body),
+            Some(json_body(&body)?),
             Kind::Create,
             "create workflow",
         )
@@ -509,14 +533,16 @@ impl ArgoClient {
 
     /// Like [`Self::create_workflow`], but a 409 whose existing object carries the same
     /// `run-id` label is success (an idempotent re-submit): returns `(workflow, created)`.
+    /// The workflow returned for a create is decoded as a [`WorkflowSummary`]: metadata,
+    /// status and `spec.shutdown`, what the caller tracks (it sent the spec itself).
     pub async fn create_workflow_idempotent(
         &self,
         namespace: &str,
         wf: &Workflow,
         run_id_label: &str,
     ) -> Result<(Workflow, bool), ArgoError> {
-        match self.create_workflow(namespace, wf).await {
-            Ok(w) => Ok((w, true)),
+        match self.create::<WorkflowSummary>(namespace, wf).await {
+            Ok(w) => Ok((w.into_workflow(), true)),
             Err(ArgoError::AlreadyExists { message }) => {
                 let existing = self.get_workflow(namespace, wf.name()).await?;
                 if existing.label(run_id_label).is_some()
@@ -632,7 +658,7 @@ impl ArgoClient {
             Method::PUT,
             &["api", "v1", "workflows", namespace, name, "stop"],
             &[],
-            Some(&body),
+            Some(json_body(&body)?),
             Kind::Other,
             "stop workflow",
         )
@@ -650,7 +676,7 @@ impl ArgoClient {
             Method::PUT,
             &["api", "v1", "workflows", namespace, name, "terminate"],
             &[],
-            Some(&body),
+            Some(json_body(&body)?),
             Kind::Other,
             "terminate workflow",
         )
@@ -707,7 +733,7 @@ impl ArgoClient {
             Method::POST,
             &["api", "v1", "cron-workflows", namespace],
             &[],
-            Some(&body),
+            Some(json_body(&body)?),
             Kind::Create,
             "create cron workflow",
         )
@@ -771,7 +797,7 @@ impl ArgoClient {
             Method::PUT,
             &["api", "v1", "cron-workflows", namespace, &name],
             &[],
-            Some(&body),
+            Some(json_body(&body)?),
             Kind::Update,
             "update cron workflow",
         )
@@ -828,7 +854,7 @@ impl ArgoClient {
             Method::PUT,
             &["api", "v1", "cron-workflows", namespace, name, "suspend"],
             &[],
-            Some(&body),
+            Some(json_body(&body)?),
             Kind::Other,
             "suspend cron workflow",
         )
@@ -845,7 +871,7 @@ impl ArgoClient {
             Method::PUT,
             &["api", "v1", "cron-workflows", namespace, name, "resume"],
             &[],
-            Some(&body),
+            Some(json_body(&body)?),
             Kind::Other,
             "resume cron workflow",
         )

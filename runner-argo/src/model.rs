@@ -492,6 +492,9 @@ pub struct CronWorkflowList {
 /// One event of `GET /api/v1/workflow-events/{ns}`: `type` is ADDED, MODIFIED, DELETED
 /// (or ERROR / BOOKMARK from the Kubernetes watch underneath). An ERROR event carries a
 /// Kubernetes `Status`, not a Workflow: `object` is then `None` and `error_message` is set.
+///
+/// `object` holds what status tracking reads: metadata, status and `spec.shutdown`; the rest
+/// of the spec is not decoded (get the workflow for it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowWatchEvent {
     #[serde(rename = "type")]
@@ -508,32 +511,102 @@ impl<'de> Deserialize<'de> for WorkflowWatchEvent {
             #[serde(rename = "type", default)]
             event_type: String,
             #[serde(default)]
-            object: Option<Value>,
+            object: Option<WorkflowSummary>,
         }
         let raw = Raw::deserialize(d)?;
         if raw.event_type == "ERROR" {
             let msg = raw
                 .object
-                .as_ref()
-                .and_then(|o| o.get("message"))
-                .and_then(Value::as_str)
-                .unwrap_or("watch ERROR event")
-                .to_owned();
+                .and_then(|o| o.message)
+                .unwrap_or_else(|| "watch ERROR event".to_owned());
             return Ok(Self {
                 event_type: raw.event_type,
                 object: None,
                 error_message: Some(msg),
             });
         }
-        let object = match raw.object {
-            Some(Value::Null) | None => None,
-            Some(v) => Some(serde_json::from_value(v).map_err(serde::de::Error::custom)?),
-        };
         Ok(Self {
             event_type: raw.event_type,
-            object,
+            object: raw.object.map(WorkflowSummary::into_workflow),
             error_message: None,
         })
+    }
+}
+
+/// A Workflow decoded for status tracking, in one pass: its metadata, status and
+/// `spec.shutdown`; the rest of the spec (most of the object) is skipped without being built.
+/// Also reads an ERROR watch event's Kubernetes `Status` (its `message`; its `status` is a
+/// string).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSummary {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: WatchSpec,
+    #[serde(default)]
+    status: Option<StatusOrText>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+struct WatchSpec {
+    #[serde(default)]
+    shutdown: Option<String>,
+}
+
+/// A Workflow's `status` object, or the string `status` of a Kubernetes `Status`.
+enum StatusOrText {
+    Workflow(Box<WorkflowStatus>),
+    Text,
+}
+
+impl<'de> Deserialize<'de> for StatusOrText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StatusOrText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a workflow status object or a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<StatusOrText, E> {
+                Ok(StatusOrText::Text)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<StatusOrText, A::Error> {
+                let status =
+                    WorkflowStatus::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(StatusOrText::Workflow(Box::new(status)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl WorkflowSummary {
+    /// The summary as a [`Workflow`] whose spec holds only `shutdown`.
+    pub fn into_workflow(self) -> Workflow {
+        Workflow {
+            api_version: self.api_version,
+            kind: self.kind,
+            metadata: self.metadata,
+            spec: WorkflowSpec {
+                shutdown: self.spec.shutdown,
+                ..WorkflowSpec::default()
+            },
+            status: match self.status {
+                Some(StatusOrText::Workflow(s)) => Some(*s),
+                _ => None,
+            },
+            extra: Extra::default(),
+        }
     }
 }
 
@@ -620,6 +693,30 @@ mod tests {
         assert_eq!(p.as_i64(), None);
         assert!(serde_json::from_str::<IntOrString>("1.5").is_err());
         assert!(serde_json::from_str::<IntOrString>("true").is_err());
+    }
+
+    #[test]
+    fn watch_events_keep_metadata_status_and_shutdown_in_any_field_order() {
+        let e: WorkflowWatchEvent = serde_json::from_str(
+            r#"{"object":{"metadata":{"name":"w","labels":{"a":"b"},"uid":"u1"},
+                "spec":{"templates":[{"name":"main","container":{"image":"x"}}],"shutdown":"Stop"},
+                "status":{"phase":"Running","message":"m","nodes":{"n":{"id":"n","name":"w","phase":"Running"}}},
+                "future":1},"type":"MODIFIED"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.event_type, "MODIFIED");
+        let w = e.object.unwrap();
+        assert_eq!(
+            (w.name(), w.label("a"), w.phase()),
+            ("w", Some("b"), Some("Running"))
+        );
+        assert_eq!(w.metadata.uid.as_deref(), Some("u1"));
+        assert_eq!(w.spec.shutdown.as_deref(), Some("Stop"));
+        assert!(
+            w.spec.templates.is_empty(),
+            "the rest of the spec is not decoded"
+        );
+        assert_eq!(w.status.unwrap().nodes["n"].name, "w");
     }
 
     #[test]

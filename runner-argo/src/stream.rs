@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{Stream, StreamExt};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::ArgoError;
@@ -32,8 +33,81 @@ pub enum StreamFormat {
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    Result(Value),
+    /// A frame with a non-empty `result`: the frame's JSON, checked but not yet decoded, so
+    /// the result is decoded once, straight into its type ([`Frame::decode`]).
+    Result(Vec<u8>),
     Error(StreamError),
+}
+
+impl Frame {
+    /// The `result` of a [`Frame::Result`] as a `T`; `None` for an error frame.
+    pub fn decode<T: DeserializeOwned>(&self) -> Option<Result<T, serde_json::Error>> {
+        #[derive(Deserialize)]
+        struct ResultOf<T> {
+            result: T,
+        }
+        match self {
+            Frame::Result(bytes) => {
+                Some(serde_json::from_slice::<ResultOf<T>>(bytes).map(|r| r.result))
+            }
+            Frame::Error(_) => None,
+        }
+    }
+}
+
+/// What a frame's `result` holds, found without building it.
+enum Shape {
+    EmptyObject,
+    Present,
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ShapeVisitor;
+        impl<'de> Visitor<'de> for ShapeVisitor {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Shape, A::Error> {
+                if m.next_key::<IgnoredAny>()?.is_none() {
+                    return Ok(Shape::EmptyObject);
+                }
+                m.next_value::<IgnoredAny>()?;
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Shape::Present)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Shape, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Shape::Present)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Present)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Present)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Present)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Present)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::Present)
+            }
+        }
+        d.deserialize_any(ShapeVisitor)
+    }
+}
+
+/// A frame read without building its `result` (`null` reads as `None`).
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    result: Option<Shape>,
+    #[serde(default)]
+    error: Option<Value>,
 }
 
 /// Incremental decoder: push bytes as they arrive, take complete frames out.
@@ -151,30 +225,23 @@ impl FrameDecoder {
 }
 
 fn parse_frame(bytes: &[u8]) -> Result<Option<Frame>, ArgoError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| ArgoError::Decode {
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| ArgoError::Decode {
         what: "a stream frame".into(),
         detail: format!(
             "{e} (frame starts with {:?})",
             String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
         ),
     })?;
-    let Value::Object(mut map) = v else {
-        return Err(ArgoError::Decode {
-            what: "a stream frame".into(),
-            detail: "not a JSON object".into(),
-        });
-    };
-    if let Some(err) = map.remove("error").filter(|e| !e.is_null()) {
+    if let Some(err) = probe.error {
         let se: StreamError = serde_json::from_value(err.clone()).unwrap_or(StreamError {
             message: Some(err.to_string()),
             ..StreamError::default()
         });
         return Ok(Some(Frame::Error(se)));
     }
-    match map.remove("result") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) if o.is_empty() => Ok(None),
-        Some(r) => Ok(Some(Frame::Result(r))),
+    match probe.result {
+        None | Some(Shape::EmptyObject) => Ok(None),
+        Some(Shape::Present) => Ok(Some(Frame::Result(bytes.to_vec()))),
     }
 }
 
@@ -217,9 +284,9 @@ where
         loop {
             if let Some(frame) = st.pending.pop_front() {
                 match frame {
-                    Frame::Result(v) => match serde_json::from_value::<T>(v) {
-                        Ok(t) => return Some((Ok(t), st)),
-                        Err(e) => {
+                    Frame::Result(_) => match frame.decode::<T>() {
+                        Some(Ok(t)) => return Some((Ok(t), st)),
+                        Some(Err(e)) => {
                             st.done = true;
                             st.pending.clear();
                             let err = ArgoError::Decode {
@@ -228,6 +295,7 @@ where
                             };
                             return Some((Err(err), st));
                         }
+                        None => continue,
                     },
                     Frame::Error(e) => {
                         st.done = true;
@@ -284,8 +352,11 @@ mod tests {
         let f = d
             .push(b":1}}\n\n{}\n{\"result\":null}\r\n{\"result\":{\"a\":2}}")
             .unwrap();
-        assert_eq!(f, vec![Frame::Result(json!({"a":1}))]);
-        assert_eq!(d.finish().unwrap(), vec![Frame::Result(json!({"a":2}))]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].decode::<Value>().unwrap().unwrap(), json!({"a":1}));
+        let last = d.finish().unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].decode::<Value>().unwrap().unwrap(), json!({"a":2}));
     }
 
     #[test]
@@ -295,7 +366,7 @@ mod tests {
             .push(b": keep-alive\n\ndata: {\"result\":\ndata: {\"a\":1}}\n\nevent: x\ndata: {\"error\":{\"grpc_code\":14,\"message\":\"gone\"}}\n\n")
             .unwrap();
         assert_eq!(f.len(), 2);
-        assert_eq!(f[0], Frame::Result(json!({"a":1})));
+        assert_eq!(f[0].decode::<Value>().unwrap().unwrap(), json!({"a":1}));
         match &f[1] {
             Frame::Error(e) => assert_eq!(
                 (e.grpc_code, e.message.as_deref()),

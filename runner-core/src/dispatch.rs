@@ -44,14 +44,22 @@ struct ReplyCache {
 /// What to do with an incoming request.
 #[derive(Debug)]
 pub enum Admission {
-    /// Execute it; the permit bounds concurrency.
-    Execute(OwnedSemaphorePermit),
+    /// Execute it; the ticket holds a concurrency permit.
+    Execute(Ticket),
     /// Seen before and finished: send this reply again.
     Cached(Response),
     /// Seen before and still executing: its reply will be sent when done.
     InFlight,
     /// Refused at once with this reply (busy, shutting down).
     Refused(Response),
+}
+
+/// Leave to execute one admitted request: a concurrency permit and the request's digest
+/// (computed once, at admission).
+#[derive(Debug)]
+pub struct Ticket {
+    permit: OwnedSemaphorePermit,
+    digest: u64,
 }
 
 /// Executes requests against an executor.
@@ -196,17 +204,12 @@ impl Dispatcher {
             .entries
             .insert(id.clone(), (Entry::Pending { digest: d }, now));
         cache.order.push_back((id.clone(), now));
-        Admission::Execute(permit)
+        Admission::Execute(Ticket { permit, digest: d })
     }
 
     /// Executes an admitted request and records its reply for replays.
-    pub async fn execute(
-        &self,
-        id: &MessageId,
-        request: Request,
-        permit: OwnedSemaphorePermit,
-    ) -> Response {
-        let d = digest(&request);
+    pub async fn execute(&self, id: &MessageId, request: Request, ticket: Ticket) -> Response {
+        let Ticket { permit, digest: d } = ticket;
         let op = request.op();
         let started = Instant::now();
         let response = self.handle(request).await;
@@ -221,6 +224,15 @@ impl Dispatcher {
             }
         }
         let mut cache = crate::lock(&self.cache);
+        if let Response::Error(e) = &response
+            && e.retryable
+        {
+            // The control plane may retry a retryable error under the same id (docs/protocol.md
+            // section 7): forget the request so that the retry executes. (The expiry loop skips
+            // ids it no longer holds.)
+            cache.entries.remove(id);
+            return response;
+        }
         let now = Instant::now();
         cache.entries.insert(
             id.clone(),
@@ -282,6 +294,7 @@ impl Dispatcher {
                     service,
                     run_id: run_id.clone(),
                     workflow_config: prepared.workflow_config,
+                    unresolved_config: prepared.unresolved,
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
                     config_override: options.config_override,
@@ -379,6 +392,13 @@ impl Dispatcher {
                         "`workflow` must be an automations Workflow object",
                     ));
                 }
+                // Refuse what only the operator may set before any secret is read.
+                if let Err(e) = runner_argo::build::guard::check_top_level(&workflow) {
+                    return err(ErrorBody::new(
+                        ErrorCode::Forbidden,
+                        format!("automation workflow refused, nothing was started: {e}"),
+                    ));
+                }
                 let run_id = uuid::Uuid::new_v4().to_string();
                 let prepared = match self.preparer.automation(&workflow).await {
                     Ok(p) => p,
@@ -416,6 +436,7 @@ impl Dispatcher {
                     service: None,
                     run_id: run_id.clone(),
                     workflow_config: prepared.workflow_config,
+                    unresolved_config: prepared.unresolved,
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
                     config_override: None,

@@ -19,6 +19,9 @@ use crate::runner::HealthProbe;
 #[derive(Clone, Default)]
 pub struct PreparedConfig {
     pub workflow_config: Value,
+    /// The same config with its `secret:` references as they are: what a pod that resolves
+    /// them itself gets (`SECRETS_DELIVERY=pod`).
+    pub unresolved: Value,
     /// Redacts the resolved values (and their encodings) from logs and messages.
     pub masker: Masker,
     /// Number of `secret:` references resolved.
@@ -122,7 +125,8 @@ impl Preparer {
     pub async fn resolve(&self, config: Value) -> Result<PreparedConfig, ErrorBody> {
         let Some(resolver) = &self.resolver else {
             return Ok(PreparedConfig {
-                workflow_config: config,
+                workflow_config: config.clone(),
+                unresolved: config,
                 masker: Masker::default(),
                 references: 0,
             });
@@ -147,6 +151,7 @@ impl Preparer {
         let masker = resolved.masker().clone();
         Ok(PreparedConfig {
             workflow_config: resolved.into_exposed(),
+            unresolved: config,
             masker,
             references,
         })

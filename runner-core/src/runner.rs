@@ -571,12 +571,12 @@ impl Runner {
                     match session.receive(&bytes) {
                         RunnerInput::Request { id, request } => {
                             let reply = match self.dispatcher.admit(&id, &request) {
-                                Admission::Execute(permit) => {
+                                Admission::Execute(ticket) => {
                                     let d = self.dispatcher.clone();
                                     let tx = reply_tx.clone();
                                     let id = id.clone();
                                     tasks.spawn(async move {
-                                        let response = d.execute(&id, request, permit).await;
+                                        let response = d.execute(&id, request, ticket).await;
                                         let _ = tx.send((id, response)).await;
                                     });
                                     None
@@ -618,8 +618,21 @@ impl Runner {
                     }
                 }
                 Some((id, response)) = reply_rx.recv() => {
-                    let sent = sink.send(WsMessage::text(session.respond(&id, response)));
-                    if let Err(end) = write_within(write_limit, "sending a reply", sent).await {
+                    // Replies that are ready go out in one write (at most 64, so frames from
+                    // the control plane are still read under a stream of replies).
+                    let mut next = Some((id, response));
+                    let mut batch = 0;
+                    while let Some((id, response)) = next.take() {
+                        let fed = sink.feed(WsMessage::text(session.respond(&id, response)));
+                        if let Err(end) = write_within(write_limit, "sending a reply", fed).await {
+                            return end;
+                        }
+                        batch += 1;
+                        if batch < 64 {
+                            next = reply_rx.try_recv().ok();
+                        }
+                    }
+                    if let Err(end) = write_within(write_limit, "sending a reply", sink.flush()).await {
                         return end;
                     }
                 }

@@ -269,6 +269,9 @@ impl MockControlPlane {
                     r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
                     _ = tok0.cancelled() => return,
                 };
+                // As a real control plane would: small frames (acks, requests) are not held
+                // back by Nagle's algorithm.
+                let _ = tcp.set_nodelay(true);
                 let (st, ch, opts, tok) = (st.clone(), ch.clone(), opts0.clone(), tok0.clone());
                 let (kicked, reading) = (kick0.subscribe(), reading0.subscribe());
                 tokio::spawn(async move {

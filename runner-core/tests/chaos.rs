@@ -340,7 +340,6 @@ fn reconnects_after_an_outage_are_spread_by_jitter() {
 /// (`Dispatcher::execute`: do not keep a `Done` entry for an error reply whose `retryable` is
 /// true; remove the `Pending` entry instead, so a retry under the same id executes again).
 #[tokio::test]
-#[ignore = "fails until dispatch.rs stops caching retryable error replies (see docs/reliability.md)"]
 async fn a_retryable_error_retried_under_the_same_id_is_executed_again() {
     let fake = FakeArgo::start(FakeConfig {
         tick: Duration::from_millis(20),

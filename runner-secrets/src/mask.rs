@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::AhoCorasick;
 use base64::Engine as _;
@@ -41,17 +42,41 @@ fn choose_token(patterns: &[String]) -> Cow<'static, str> {
 }
 
 /// Redacts a set of values (and their encoded forms) from text. Cheap to clone.
+///
+/// The matcher is built on first use, not at construction: a run whose output is never masked
+/// (an Argo run reports no log lines through its masker) does not pay for it.
 #[derive(Clone)]
 pub struct Masker {
-    ac: Option<AhoCorasick>,
+    matcher: Option<Arc<Matcher>>,
     token: Cow<'static, str>,
     patterns: usize,
+}
+
+/// The value forms, and the automaton over them once built (shared by clones).
+struct Matcher {
+    patterns: Vec<String>,
+    ac: OnceLock<Option<AhoCorasick>>,
+}
+
+impl Matcher {
+    fn get(&self) -> Option<&AhoCorasick> {
+        self.ac
+            .get_or_init(|| {
+                // A contiguous NFA: build cost linear in the patterns (a DFA over long values
+                // costs tens of milliseconds per run), search still fast.
+                AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                    .build(&self.patterns)
+                    .ok()
+            })
+            .as_ref()
+    }
 }
 
 impl Default for Masker {
     fn default() -> Self {
         Self {
-            ac: None,
+            matcher: None,
             token: Cow::Borrowed(TOKENS[0]),
             patterns: 0,
         }
@@ -134,15 +159,12 @@ impl Masker {
             return Self::default();
         }
         let token = choose_token(&patterns);
-        // A contiguous NFA: build cost linear in the patterns (a DFA over long values costs
-        // tens of milliseconds per run), search still fast.
-        let ac = AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-            .build(&patterns)
-            .ok();
         Self {
             patterns: patterns.len(),
-            ac,
+            matcher: Some(Arc::new(Matcher {
+                patterns,
+                ac: OnceLock::new(),
+            })),
             token,
         }
     }
@@ -159,7 +181,7 @@ impl Masker {
 
     /// Redact every masked form from `text`.
     pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let Some(ac) = &self.ac else {
+        let Some(ac) = self.matcher.as_deref().and_then(Matcher::get) else {
             return Cow::Borrowed(text);
         };
         if !ac.is_match(text) {

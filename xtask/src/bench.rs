@@ -6,8 +6,10 @@
 //!   bounced by a bare WebSocket echo client (same library, same release build, separate
 //!   process), measured by the same server loop. The ratio is the runner's overhead.
 //!
-//! Runs in release: `cargo xtask bench` builds `runner-bin` and `xtask` with `--release` and
-//! re-executes itself from the release build.
+//! Runs in release: `cargo xtask bench` builds `runner-bin` and `xtask` with `--release`,
+//! re-executes itself from the release build, then runs `bench-argo` (run submission at 1,000
+//! and 10,000 requests, status tracking, footprint) from it, printing every table and writing
+//! them all to `target/bench-report.md`.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -41,13 +43,17 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
             bail!("release build failed");
         }
         let me = util::target_dir().join("release").join("xtask");
-        let status = std::process::Command::new(me)
-            .arg("bench")
-            .args(args)
-            .status()?;
-        if !status.success() {
-            bail!("bench failed ({status})");
+        let report = util::target_dir().join("bench-report.md");
+        std::fs::write(
+            &report,
+            "# cargo xtask bench: report\n\nCopy the figures into docs/benchmarks.md.\n\n",
+        )?;
+        for task in ["bench", "bench-argo"] {
+            let mut cmd = std::process::Command::new(&me);
+            cmd.arg(task).args(args);
+            util::run_tee(cmd, &report).with_context(|| format!("xtask {task}"))?;
         }
+        println!("\nreport written to {}", report.display());
         return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

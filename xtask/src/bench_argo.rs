@@ -35,6 +35,8 @@ use crate::util;
 
 /// Requests in the burst.
 const BURST: usize = 1_000;
+/// Requests in the large burst (scaling).
+const LARGE: usize = 10_000;
 /// Requests in flight, on both paths.
 const IN_FLIGHT: usize = 32;
 /// Window over which the runner's Argo API requests are counted.
@@ -232,6 +234,7 @@ fn workflow(bc: &BuildConfig, i: usize) -> anyhow::Result<Workflow> {
 }
 
 struct Burst {
+    n: usize,
     wall: Duration,
     p50: Duration,
     p99: Duration,
@@ -242,7 +245,7 @@ struct Burst {
 
 impl Burst {
     fn throughput(&self) -> f64 {
-        BURST as f64 / self.wall.as_secs_f64()
+        self.n as f64 / self.wall.as_secs_f64()
     }
 }
 
@@ -252,6 +255,7 @@ fn burst_of(wall: Duration, results: Vec<(Duration, Result<(), String>)>) -> Bur
     let failures: Vec<&String> = results.iter().filter_map(|r| r.1.as_ref().err()).collect();
     let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len() - 1)];
     Burst {
+        n: lat.len(),
         wall,
         p50: pct(50),
         p99: pct(99),
@@ -344,6 +348,21 @@ fn hwm_kib(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .context("no VmHWM in /proc/PID/status")
+}
+
+/// How a figure changed from N to 10 N: flat (within 25%), linear (about 10x), or the factor.
+fn growth(at_n: f64, at_10n: f64) -> String {
+    if at_n <= 0.0 {
+        return "-".into();
+    }
+    let f = at_10n / at_n;
+    if (0.8..=1.25).contains(&f) {
+        format!("flat ({f:.2}x)")
+    } else if (7.5..=12.5).contains(&f) {
+        format!("linear ({f:.1}x)")
+    } else {
+        format!("{f:.2}x")
+    }
 }
 
 fn mib(kib: u64) -> String {
@@ -622,6 +641,45 @@ async fn inner() -> anyhow::Result<()> {
     }
     rig.stop().await?;
 
+    // 3. Scaling: 10,000 requests, each path into a fresh fake (and a fresh runner).
+    println!(
+        "== {LARGE} workflow creates straight to a fresh fake Argo, then {LARGE} runPipeline requests through a fresh runner"
+    );
+    let bodies_l: Vec<Workflow> = (0..LARGE)
+        .map(|i| workflow(&bc, i))
+        .collect::<anyhow::Result<_>>()?;
+    let fake = FakeArgo::start(fake_config()).await?;
+    let client = ArgoClient::new(ArgoClientConfig::from_lookup(|k| {
+        if k == "PIPELINE_SERVICE_CLIENT_ENDPOINT" {
+            Some(fake.url())
+        } else {
+            env.get(k).cloned()
+        }
+    })?)?;
+    let direct_l = direct_burst(&client, &bodies_l).await;
+    drop((client, fake, bodies_l));
+    let rig = Rig::start("10000").await?;
+    let rcpu0 = cpu_time(&rig.pid.to_string())?;
+    let through_l = runner_burst(&rig.cp, (0..LARGE).map(run_request).collect()).await;
+    let runner_cpu_l = cpu_time(&rig.pid.to_string())? - rcpu0;
+    if through_l.failures + direct_l.failures > 0 {
+        println!(
+            "   failures: {} through, {} direct; first: {:?}",
+            through_l.failures,
+            direct_l.failures,
+            through_l
+                .first_failure
+                .clone()
+                .or(direct_l.first_failure.clone())
+        );
+    }
+    let t10k = track(&rig, LARGE).await?;
+    let rcpu1 = cpu_time(&rig.pid.to_string())?;
+    tokio::time::sleep(WINDOW).await;
+    let idle_cpu_10k = cpu_time(&rig.pid.to_string())? - rcpu1;
+    let peak_rss_l = hwm_kib(rig.pid)?;
+    rig.stop().await?;
+
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!();
     println!(
@@ -675,6 +733,69 @@ async fn inner() -> anyhow::Result<()> {
     println!(
         "| failures / bodies rejected by the fake | {} / {runner_rejected} | {} / {direct_rejected} | - | 0 |",
         through.failures, direct.failures
+    );
+    println!(
+        "| runner CPU per 1,000 runs submitted | {:.2} s | - | - | - |",
+        through_runner_cpu.as_secs_f64() * 1000.0 / BURST as f64
+    );
+    println!();
+    println!("| scaling: run requests, 32 in flight | {BURST} | {LARGE} | growth |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| throughput through the runner / straight (ratio) | {:.0}/s / {:.0}/s ({:.2}x) | {:.0}/s / {:.0}/s ({:.2}x) | {} |",
+        through.throughput(),
+        direct.throughput(),
+        direct.throughput() / through.throughput(),
+        through_l.throughput(),
+        direct_l.throughput(),
+        direct_l.throughput() / through_l.throughput(),
+        growth(through.throughput(), through_l.throughput())
+    );
+    println!(
+        "| latency p50 / p99 through the runner | {:.2?} / {:.2?} | {:.2?} / {:.2?} | {} |",
+        through.p50,
+        through.p99,
+        through_l.p50,
+        through_l.p99,
+        growth(through.p50.as_secs_f64(), through_l.p50.as_secs_f64())
+    );
+    println!(
+        "| latency p50 / p99 straight to the fake | {:.2?} / {:.2?} | {:.2?} / {:.2?} | {} |",
+        direct.p50,
+        direct.p99,
+        direct_l.p50,
+        direct_l.p99,
+        growth(direct.p50.as_secs_f64(), direct_l.p50.as_secs_f64())
+    );
+    println!(
+        "| runner CPU per 1,000 runs submitted | {:.2} s | {:.2} s | {} |",
+        through_runner_cpu.as_secs_f64() * 1000.0 / BURST as f64,
+        runner_cpu_l.as_secs_f64() * 1000.0 / LARGE as f64,
+        growth(
+            through_runner_cpu.as_secs_f64() / BURST as f64,
+            runner_cpu_l.as_secs_f64() / LARGE as f64
+        )
+    );
+    println!(
+        "| runner RSS while tracking the runs (peak) | {} ({}) | {} ({}) | {} per run tracked |",
+        mib(t1000.rss_kib),
+        mib(peak_rss),
+        mib(t10k.rss_kib),
+        mib(peak_rss_l),
+        format_args!(
+            "{:.1} KiB",
+            (t10k.rss_kib as f64 - t1000.rss_kib as f64) / (LARGE - BURST) as f64
+        )
+    );
+    println!(
+        "| Argo API requests per minute while tracking | {:.1} | {:.1} | {} |",
+        t1000.per_minute(),
+        t10k.per_minute(),
+        growth(t1000.per_minute(), t10k.per_minute())
+    );
+    println!(
+        "| runner CPU while tracking, per minute | - | {:.2} s | - |",
+        idle_cpu_10k.as_secs_f64() * 60.0 / WINDOW.as_secs_f64()
     );
     println!();
     println!(

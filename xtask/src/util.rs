@@ -61,3 +61,24 @@ pub fn sigterm(pid: u32) {
         nix::sys::signal::Signal::SIGTERM,
     );
 }
+
+/// Runs `cmd`, printing its standard output as it comes and appending it to `file`.
+pub fn run_tee(mut cmd: Command, file: &Path) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the command")?;
+    let mut out = std::fs::OpenOptions::new().append(true).open(file)?;
+    let stdout = child.stdout.take().context("its standard output")?;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        writeln!(out, "{line}")?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("failed ({status})");
+    }
+    Ok(())
+}

@@ -769,6 +769,26 @@ fn workflow_spec(
 
 /// Build the Workflow of one run (runPipeline).
 pub fn build_run_workflow(bc: &BuildConfig, req: &RunRequest<'_>) -> Result<BuiltRun, BuildError> {
+    run_workflow(bc, req, None)
+}
+
+/// [`build_run_workflow`] with the run's workflow config already built (by
+/// [`workflow_config`] from the same request, possibly adjusted by the caller), so a caller
+/// that needed it first does not build it twice. `config` must hold `secret:` references, not
+/// resolved values: with `SECRETS_DELIVERY=pod` it goes into the Workflow.
+pub fn build_run_workflow_with_config(
+    bc: &BuildConfig,
+    req: &RunRequest<'_>,
+    config: Value,
+) -> Result<BuiltRun, BuildError> {
+    run_workflow(bc, req, Some(config))
+}
+
+fn run_workflow(
+    bc: &BuildConfig,
+    req: &RunRequest<'_>,
+    config: Option<Value>,
+) -> Result<BuiltRun, BuildError> {
     let overrides = RunOverrides::from_json(req.overrides)?;
     if req.run_id.trim().is_empty() {
         return Err(BuildError::missing("runId"));
@@ -780,7 +800,10 @@ pub fn build_run_workflow(bc: &BuildConfig, req: &RunRequest<'_>) -> Result<Buil
     c.annotations
         .insert(ANNOTATION_RUN_ID.into(), req.run_id.to_owned());
     let name = workflow_name(&c.name, &c.fqn, req.run_id);
-    let config = workflow_config(req.pipeline, req.service, Some(req.run_id))?;
+    let config = match config {
+        Some(c) => c,
+        None => workflow_config(req.pipeline, req.service, Some(req.run_id))?,
+    };
     let (env, secret) = config_env(bc, &name, &config)?;
     let spec = workflow_spec(
         bc,

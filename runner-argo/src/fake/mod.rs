@@ -275,6 +275,11 @@ impl FakeArgo {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(inner.clone());
+        // Nagle's algorithm off, as on a real API server (Go's net package sets TCP_NODELAY):
+        // stream frames go out when written.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -722,6 +727,12 @@ impl Inner {
                     (Some(_), None) => Some(0),
                     (Some(t), Some(i)) => Some(t.min(i + 1)),
                 };
+                if idx == e.step_idx && !e.shown_phase.is_empty() {
+                    // The step shown at the last evaluation (a forced step is never cleared,
+                    // so it cannot have been shown since): nothing changed. Checked first so
+                    // that a tick over thousands of workflows stays cheap.
+                    return false;
+                }
                 e.step_idx = idx;
                 idx.and_then(|i| e.plan.get(i))
                     .cloned()
@@ -796,23 +807,19 @@ impl Inner {
 
     fn evaluate_all(&self) {
         let mut st = lock(&self.store);
-        let keys: Vec<(String, String)> = st.workflows.keys().cloned().collect();
-        for key in keys {
-            let changed = {
-                let Some(e) = st.workflows.get_mut(&key) else {
-                    continue;
-                };
-                self.apply_phase(e)
+        let changed: Vec<(String, String)> = st
+            .workflows
+            .iter_mut()
+            .filter_map(|(key, e)| self.apply_phase(e).then(|| key.clone()))
+            .collect();
+        for key in changed {
+            let rv = st.rv + 1;
+            let Some(e) = st.workflows.get_mut(&key) else {
+                continue;
             };
-            if changed {
-                let rv = st.rv + 1;
-                let Some(e) = st.workflows.get_mut(&key) else {
-                    continue;
-                };
-                e.obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-                let obj = e.obj.clone();
-                self.publish(&mut st, &key.0, "MODIFIED", &obj);
-            }
+            e.obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let obj = e.obj.clone();
+            self.publish(&mut st, &key.0, "MODIFIED", &obj);
         }
     }
 

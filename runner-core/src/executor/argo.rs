@@ -21,8 +21,9 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use runner_argo::build::{
     ANNOTATION_PIPELINE_FQN, LABEL_KIND, LABEL_PIPELINE_TYPE, LABEL_RUN_ID, RunRequest,
-    SecretsDelivery, build_automation_workflow, build_cron_workflow, build_run_workflow,
-    cron_workflow_name, pipeline_selector, run_selector, runner_selector,
+    SecretsDelivery, build_automation_workflow, build_cron_workflow,
+    build_run_workflow_with_config, cron_workflow_name, pipeline_selector, run_selector,
+    runner_selector,
 };
 use runner_argo::informer::{InformerConfig, InformerEvent, informer};
 use runner_argo::model::Workflow;
@@ -293,15 +294,26 @@ impl Inner {
         labels: &std::collections::BTreeMap<String, String>,
         config: &Value,
     ) -> Result<(), ExecutorError> {
-        let store = self.config_secrets.as_ref().ok_or_else(|| {
-            ExecutorError::Unavailable("SECRETS_DELIVERY=runner but no Kubernetes client".into())
-        })?;
         let prepared = self
             .preparer
             .resolve(config.clone())
             .await
             .map_err(|e| ExecutorError::InvalidRequest(e.message))?;
-        let text = runner_argo::build::config_text(&prepared.workflow_config);
+        self.put_config(name, labels, &prepared.workflow_config)
+            .await
+    }
+
+    /// Stores an already resolved config in Secret `name`.
+    async fn put_config(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        resolved: &Value,
+    ) -> Result<(), ExecutorError> {
+        let store = self.config_secrets.as_ref().ok_or_else(|| {
+            ExecutorError::Unavailable("SECRETS_DELIVERY=runner but no Kubernetes client".into())
+        })?;
+        let text = runner_argo::build::config_text(resolved);
         let manifest =
             runner_argo::build::config_secret(&self.settings.build, name, labels, &text, None);
         store.put(self.ns(), &manifest).await
@@ -430,7 +442,15 @@ impl Executor for ArgoExecutor {
         {
             sc.insert("config".into(), over.clone());
         }
-        let built = build_run_workflow(
+        // The dispatcher built this run's config and resolved it; the Workflow gets the
+        // unresolved one (pod delivery) or the resolved one goes into its Secret (runner
+        // delivery): built once, resolved once.
+        let RunSpec {
+            workflow_config: resolved,
+            unresolved_config,
+            ..
+        } = spec;
+        let built = build_run_workflow_with_config(
             &self.inner.settings.build,
             &RunRequest {
                 pipeline: &pj,
@@ -438,11 +458,12 @@ impl Executor for ArgoExecutor {
                 run_id: &spec.run_id,
                 overrides: None,
             },
+            unresolved_config,
         )
         .map_err(build_err)?;
-        if let (Some(secret), Some(config)) = (&built.config_secret_name, &built.config) {
+        if let Some(secret) = &built.config_secret_name {
             self.inner
-                .store_config(secret, &built.workflow.metadata.labels, config)
+                .put_config(secret, &built.workflow.metadata.labels, &resolved)
                 .await?;
         }
         let submitted = self

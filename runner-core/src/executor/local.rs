@@ -508,6 +508,7 @@ impl Inner {
                         service,
                         run_id,
                         workflow_config: p.workflow_config,
+                        unresolved_config: p.unresolved,
                         trigger: Trigger::Schedule,
                         masker: p.masker,
                         config_override: None,

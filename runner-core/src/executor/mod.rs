@@ -78,6 +78,8 @@ pub struct RunSpec {
     pub run_id: String,
     /// Holds resolved secret values: for the workload only.
     pub workflow_config: Value,
+    /// `workflow_config` before resolution (`secret:` references as they are).
+    pub unresolved_config: Value,
     pub trigger: Trigger,
     /// Redacts the resolved values from the run's logs.
     pub masker: Masker,
