@@ -506,11 +506,12 @@ async fn a_rotated_token_file_is_used_at_the_next_attempt() {
         ..Default::default()
     })
     .await;
+    // The mock counts the refusal before the runner has read the 401 and set its state: wait
+    // for both (the state alone would also be set by an in-band reject).
     wait_until("the old token to be refused", || {
-        h.cp.upgrades_refused() > 0
+        h.cp.upgrades_refused() > 0 && h.status.get().state == ConnectionState::Unauthorized
     })
     .await;
-    assert_eq!(h.status.get().state, ConnectionState::Unauthorized);
     // The operator (or the kubelet's secret refresh) rotates the file; no restart.
     std::fs::write(&file, "test-token\n").unwrap();
     h.cp.wait_connected(WAIT).await.unwrap();

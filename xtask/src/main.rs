@@ -2,7 +2,11 @@
 //!
 //! - `demo`: the whole loop on one machine (mock control plane, runner, local executor).
 //! - `test`: installs and starts what the tests need (moto's server), runs every test.
-//! - `bench`: idle RSS, no-op request overhead vs a bare WebSocket echo, binary size.
+//! - `bench`: idle RSS, no-op request overhead vs a bare WebSocket echo, binary size, then
+//!   `bench-argo` (run submission, status tracking, footprint); writes target/bench-report.md.
+//! - `bench-ops`: start to `/readyz`, `/metrics` scrape cost, binary size.
+//! - `chaos`: the fault harness (lost / doubled / stuck runs under faults).
+//! - `fuzz`: cargo-fuzz targets for a fixed budget (nightly).
 //! - `control-plane`: a mock control plane to point a runner at, printing what it receives.
 
 mod bench;
@@ -31,18 +35,23 @@ fn main() -> ExitCode {
         "control-plane" => demo::control_plane(rest),
         "echo-client" => bench::echo_client(rest),
         "help" | "--help" | "-h" => {
-            println!("cargo xtask <demo|test|bench|bench-argo|control-plane>");
+            println!("cargo xtask <demo|test|bench|bench-argo|bench-ops|chaos|fuzz|control-plane>");
             println!("  demo           run the whole loop on this machine and exit 0 on success");
             println!(
                 "  test [ARGS]    install/start test services (moto), run all tests; ARGS go to cargo test"
             );
             println!(
-                "  bench          measure idle RSS, no-op request overhead vs bare echo, binary size"
+                "  bench          idle RSS, no-op request overhead vs bare echo, binary size; then bench-argo;"
+            );
+            println!("                 every table also in target/bench-report.md");
+            println!(
+                "  bench-argo     1,000 and 10,000 run requests through the runner vs straight to a fake"
             );
             println!(
-                "  bench-argo     1,000 run requests through the runner vs straight to a fake Argo; Argo"
+                "                 Argo; Argo requests/min, RSS and CPU while tracking 10 .. 10,000 runs"
             );
-            println!("                 requests/min and RSS while tracking 10 / 100 / 1,000 runs");
+            println!("  bench-ops      start to /readyz, /metrics scrape cost, binary size");
+            println!("  fuzz [--seconds N] [TARGET...]  run the cargo-fuzz targets (nightly)");
             println!(
                 "  chaos [--runs M] [--seed S] [SCENARIO...]  fault harness: no lost / doubled / stuck runs"
             );
