@@ -643,7 +643,11 @@ impl Inner {
     fn publish(&self, st: &mut Store, ns: &str, event_type: &str, obj: &Value) -> u64 {
         st.rv += 1;
         let rv = st.rv;
-        let ev = json!({"type": event_type, "object": obj});
+        // Built by hand: `json!` would serialize `obj` into a new Value (slower than a clone).
+        let mut ev = serde_json::Map::new();
+        ev.insert("type".into(), Value::String(event_type.to_owned()));
+        ev.insert("object".into(), obj.clone());
+        let ev = Value::Object(ev);
         st.history.push_back((rv, ns.to_owned(), ev.clone()));
         while st.history.len() > self.cfg.history {
             if let Some((r, _, _)) = st.history.pop_front() {
@@ -1428,6 +1432,20 @@ fn frame(sse: bool, v: &Value) -> Bytes {
     }
 }
 
+/// `{"result": v}` as a frame, written straight from `v` (no copy of the object first).
+fn result_frame(sse: bool, v: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(if sse {
+        &b"data: {\"result\":"[..]
+    } else {
+        &b"{\"result\":"[..]
+    });
+    // Writing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, v);
+    out.extend_from_slice(if sse { &b"}\n\n"[..] } else { &b"}\n"[..] });
+    Bytes::from(out)
+}
+
 fn stream_response(
     inner: &Arc<Inner>,
     sse: bool,
@@ -1474,7 +1492,7 @@ fn stream_response(
         }
         if let Some(v) = st.initial.pop_front() {
             st.sent += 1;
-            let b = frame(st.sse, &json!({ "result": v }));
+            let b = result_frame(st.sse, &v);
             return Some((Ok(b), st));
         }
         if st.sent == 0 && st.keepalive.period() > Duration::ZERO {
@@ -1519,7 +1537,7 @@ fn stream_response(
                         }
                         live.last_rv = rv;
                         st.sent += 1;
-                        let b = frame(st.sse, &json!({ "result": ev }));
+                        let b = result_frame(st.sse, &ev);
                         return Some((Ok(b), st));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
