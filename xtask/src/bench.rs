@@ -8,8 +8,9 @@
 //!
 //! Runs in release: `cargo xtask bench` builds `runner-bin` and `xtask` with `--release`,
 //! re-executes itself from the release build, then runs `bench-argo` (run submission at 1,000
-//! and 10,000 requests, status tracking, footprint) from it, printing every table and writing
-//! them all to `target/bench-report.md`.
+//! and 10,000 requests, status tracking, footprint) from it and the secrets comparison
+//! (`runner-secrets`' `aws_vs_sdk` example against moto's server, started here), printing every
+//! table and writing them all to `target/bench-report.md`.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -53,6 +54,26 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
             cmd.arg(task).args(args);
             util::run_tee(cmd, &report).with_context(|| format!("xtask {task}"))?;
         }
+        // Secrets: a config's references through the resolver, cold and cached, against the
+        // bare AWS SDK, both against moto's server (installed as `cargo xtask test` does).
+        println!("== secrets: runner-secrets vs the bare AWS SDK, against moto");
+        let (moto, endpoint) = crate::test::start_moto()?;
+        let mut cmd = util::cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "runner-secrets",
+            "--features",
+            "aws",
+            "--example",
+            "aws_vs_sdk",
+        ])
+        .env("RUNNER_TEST_MOTO_ENDPOINT", &endpoint);
+        let secrets = util::run_tee(cmd, &report).context("the aws_vs_sdk example");
+        drop(moto);
+        secrets?;
         println!("\nreport written to {}", report.display());
         return Ok(());
     }

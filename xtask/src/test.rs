@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use crate::util;
 
 /// Stops the child when dropped (also on error paths).
-struct Service(Child);
+pub struct Service(Child);
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -82,7 +82,9 @@ fn wait_listening(addr: SocketAddr, child: &mut Child, timeout: Duration) -> any
     bail!("moto_server did not listen on {addr} within {timeout:?}")
 }
 
-pub fn main(args: &[String]) -> anyhow::Result<()> {
+/// Installs (once) and starts moto's server on a free loopback port: the server (stopped when
+/// dropped) and its endpoint.
+pub fn start_moto() -> anyhow::Result<(Service, String)> {
     let target = util::target_dir();
     std::fs::create_dir_all(&target)?;
     let server = ensure_moto(&target.join("moto-venv"))?;
@@ -99,6 +101,11 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     wait_listening(addr, &mut moto.0, Duration::from_secs(30))?;
     let endpoint = format!("http://{addr}");
     println!("== moto_server listening on {endpoint}");
+    Ok((moto, endpoint))
+}
+
+pub fn main(args: &[String]) -> anyhow::Result<()> {
+    let (moto, endpoint) = start_moto()?;
 
     let mut cmd = util::cargo();
     cmd.args(["test", "--workspace", "--all-features"])
