@@ -107,6 +107,7 @@ enum Outgoing {
         reply: oneshot::Sender<Result<Response, String>>,
     },
     Raw(String),
+    RawBinary(Vec<u8>),
     Drop,
     Goodbye(bool),
 }
@@ -506,6 +507,12 @@ impl MockControlPlane {
         self.send(Outgoing::Raw(text.into())).await
     }
 
+    /// Sends raw bytes as a binary frame (bytes a text frame cannot carry, such as invalid
+    /// UTF-8); replies are collected like those to [`MockControlPlane::send_raw`].
+    pub async fn send_raw_binary(&self, bytes: impl Into<Vec<u8>>) -> Result<(), String> {
+        self.send(Outgoing::RawBinary(bytes.into())).await
+    }
+
     /// Frames from the runner that answered raw frames (errors, responses to unknown ids).
     pub async fn wait_raw_replies(
         &self,
@@ -799,6 +806,10 @@ async fn serve<S>(
                         }
                     }
                     Outgoing::Raw(t) => t,
+                    Outgoing::RawBinary(b) => {
+                        if wtx.send(WsMessage::binary(b)).is_err() { break; }
+                        continue;
+                    }
                     Outgoing::Drop => { abrupt = true; break; }
                     Outgoing::Goodbye(reconnect) => {
                         let bye = session.goodbye(runner_protocol::Goodbye { reason: "mock says goodbye".into(), reconnect });

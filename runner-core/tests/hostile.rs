@@ -625,7 +625,12 @@ async fn oversized_and_deeply_nested_requests_are_refused() {
     );
     w.h.cp.send_raw(huge).await.unwrap();
     w.h.cp.send_raw(deep).await.unwrap();
-    let replies = w.h.cp.wait_raw_replies(2, WAIT).await.unwrap();
+    // Invalid UTF-8 over the socket: a binary frame (a text frame cannot carry it).
+    w.h.cp
+        .send_raw_binary(&b"{\"v\":1,\"id\":\"\xff\xfe\",\"type\":\"request\"}"[..])
+        .await
+        .unwrap();
+    let replies = w.h.cp.wait_raw_replies(3, WAIT).await.unwrap();
     let errors: Vec<(String, String)> = replies
         .iter()
         .map(|r| {
@@ -640,6 +645,8 @@ async fn oversized_and_deeply_nested_requests_are_refused() {
     assert!(errors[0].1.contains("1048576"), "{errors:?}");
     assert_eq!(errors[1].0, "too_deep", "{errors:?}");
     assert!(errors[1].1.contains("64"), "{errors:?}");
+    assert_eq!(errors[2].0, "malformed", "{errors:?}");
+    assert!(errors[2].1.contains("UTF-8"), "{errors:?}");
     assert_nothing_created(&w, "oversized frames");
     // The session survived.
     assert_eq!(
