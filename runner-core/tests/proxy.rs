@@ -1,10 +1,11 @@
 //! The control-plane WebSocket through an HTTP CONNECT proxy (HTTPS_PROXY / HTTP_PROXY with
 //! NO_PROXY), against the mock control plane, with a small CONNECT proxy written here.
 
+mod pki;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use runner_core::config::TokenSource;
 use runner_core::executor::StatusSink;
 use runner_core::executor::local::{LocalConfig, LocalExecutor};
@@ -12,7 +13,6 @@ use runner_core::proxy::ProxyConfig;
 use runner_core::testkit::{MockControlPlane, MockOptions};
 use runner_core::{AuthToken, CoreError, Outbox, Preparer, Runner, RunnerConfig, ServerUrl};
 use runner_protocol::{OpResult, Request, Response};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -154,30 +154,6 @@ async fn assert_session(cp: &MockControlPlane) {
     );
 }
 
-/// A CA (PEM) and a server config whose certificate for `localhost` it signed.
-fn private_ca(name: &str) -> (String, Arc<rustls::ServerConfig>) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, name);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![CertificateDer::from(leaf.der().to_vec())], key)
-    .unwrap();
-    (ca.pem(), Arc::new(server))
-}
-
 #[tokio::test]
 async fn websocket_goes_through_the_proxy_with_its_credentials() {
     // "user" / "p@ss:w" percent-encoded in the URL, as an operator must write them.
@@ -215,8 +191,8 @@ async fn websocket_goes_through_the_proxy_with_its_credentials() {
 
 #[tokio::test]
 async fn wss_through_https_proxy_with_a_ca_directory() {
-    let (ca_pem, server) = private_ca("proxy test CA");
-    let (other_ca, _) = private_ca("unrelated CA");
+    let (ca_pem, server) = pki::private_ca("proxy test CA");
+    let (other_ca, _) = pki::private_ca("unrelated CA");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("00-other.pem"), other_ca).unwrap();
     std::fs::write(dir.path().join("ca.crt"), ca_pem).unwrap();
@@ -282,7 +258,7 @@ async fn proxy_407_names_https_proxy_and_hides_the_password() {
         auth: Some("Basic never".into()),
     })
     .await;
-    let (_, server) = private_ca("unused");
+    let (_, server) = pki::private_ca("unused");
     let cp = MockControlPlane::start(MockOptions {
         tls: Some(server),
         ..Default::default()

@@ -2,39 +2,11 @@
 //! environment (by rustls-native-certs), so tested in a child process (this test binary run again
 //! with that environment) and never by changing this process's environment.
 
-use std::sync::Arc;
+mod pki;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use runner_core::config::TokenSource;
 use runner_core::testkit::{MockControlPlane, MockOptions};
 use runner_core::{AuthToken, RunnerConfig, ServerUrl};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-/// A CA (PEM) and a server config whose certificate for `localhost` it signed.
-fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "env test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![CertificateDer::from(leaf.der().to_vec())], key)
-    .unwrap();
-    (ca.pem(), Arc::new(server))
-}
 
 /// The child half: with `RUNNER_TEST_CHILD_URL` set (by [`child`]), opens the WebSocket to it
 /// without SERVER_CA_FILE and prints the outcome; in a normal test run it does nothing.
@@ -75,7 +47,7 @@ async fn child(url: &str, env: &[(&str, &std::path::Path)]) -> String {
 
 #[tokio::test]
 async fn ssl_cert_file_and_dir_are_trusted_for_the_control_plane() {
-    let (ca_pem, server) = private_ca();
+    let (ca_pem, server) = pki::private_ca("env test CA");
     let cp = MockControlPlane::start(MockOptions {
         tls: Some(server),
         ..Default::default()
