@@ -12,9 +12,9 @@ use common::leak::{
 };
 use common::*;
 use runner_argo::ArgoClientConfig;
-use runner_argo::build::{BuildConfig, SecretsDelivery};
+use runner_argo::build::SecretsDelivery;
 use runner_argo::fake::{FakeArgo, FakeConfig, PhaseStep};
-use runner_core::executor::argo::{ArgoExecutor, ArgoSettings};
+use runner_core::executor::argo::ArgoSettings;
 use runner_protocol::{
     ErrorCode, IngestionPipeline, OpResult, PipelineState, Request, Response, RunOptions,
 };
@@ -37,23 +37,14 @@ fn plan(running_after_ms: u64, done_after_ms: Option<u64>) -> FakeConfig {
 
 fn argo_setup(fake: &FakeArgo) -> Setup {
     let url = fake.url();
+    let client = ArgoClientConfig {
+        endpoint: url,
+        ..Default::default()
+    };
+    let mut settings = ArgoSettings::new(client, argo_build("agent-test", SecretsDelivery::Pod));
+    settings.kill_grace = Duration::from_millis(500);
     Setup {
-        executor: Some(Box::new(move |sink, preparer| {
-            let build = BuildConfig {
-                runner_id: "agent-test".into(),
-                image: "openmetadata/ingestion:1.9.0".into(),
-                namespace: "ingestion".into(),
-                secrets_delivery: SecretsDelivery::Pod,
-                ..BuildConfig::default()
-            };
-            let client = ArgoClientConfig {
-                endpoint: url,
-                ..Default::default()
-            };
-            let mut settings = ArgoSettings::new(client, build);
-            settings.kill_grace = Duration::from_millis(500);
-            Arc::new(ArgoExecutor::start(settings, sink, preparer, None).expect("argo executor"))
-        })),
+        executor: Some(argo_executor(settings, None)),
         ..Default::default()
     }
 }
@@ -319,28 +310,16 @@ async fn runner_delivery_puts_resolved_config_in_an_owned_secret_not_in_the_work
     let store_for_executor = store.clone();
     let setup = Setup {
         preparer: runner_core::Preparer::new(Some(Arc::new(resolver)), None),
-        executor: Some(Box::new(move |sink, preparer| {
-            let build = BuildConfig {
-                runner_id: "agent-test".into(),
-                image: "openmetadata/ingestion:1.9.0".into(),
-                namespace: "ingestion".into(),
-                secrets_delivery: SecretsDelivery::Runner,
-                ..BuildConfig::default()
-            };
-            let client = ArgoClientConfig {
-                endpoint: url,
-                ..Default::default()
-            };
-            Arc::new(
-                ArgoExecutor::start(
-                    ArgoSettings::new(client, build),
-                    sink,
-                    preparer,
-                    Some(store_for_executor),
-                )
-                .unwrap(),
-            )
-        })),
+        executor: Some(argo_executor(
+            ArgoSettings::new(
+                ArgoClientConfig {
+                    endpoint: url,
+                    ..Default::default()
+                },
+                argo_build("agent-test", SecretsDelivery::Runner),
+            ),
+            Some(store_for_executor),
+        )),
         ..Default::default()
     };
     let h = start(setup).await;

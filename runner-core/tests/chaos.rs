@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use common::*;
 use runner_argo::ArgoClientConfig;
-use runner_argo::build::{BuildConfig, LABEL_RUN_ID, SecretsDelivery};
+use runner_argo::build::{LABEL_RUN_ID, SecretsDelivery};
 use runner_argo::fake::{FakeArgo, FakeConfig, Fault, FaultRule, HttpMethod, PhaseStep};
 use runner_core::backoff::{Backoff, BackoffConfig};
-use runner_core::executor::argo::{ArgoExecutor, ArgoSettings};
+use runner_core::executor::argo::ArgoSettings;
 use runner_core::testkit::{DropPoint, MockControlPlane};
 use runner_protocol::{PipelineState, Request, Response, RunnerEvent};
 
@@ -184,24 +184,15 @@ async fn a_control_plane_that_stops_reading_gets_every_event_once_it_reads_again
 
 fn argo_setup(fake: &FakeArgo) -> Setup {
     let url = fake.url();
+    let client = ArgoClientConfig {
+        endpoint: url,
+        request_timeout: Duration::from_millis(500),
+        stream_idle_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let build = argo_build("agent-test", SecretsDelivery::Pod);
     Setup {
-        executor: Some(Box::new(move |sink, preparer| {
-            let build = BuildConfig {
-                runner_id: "agent-test".into(),
-                image: "openmetadata/ingestion:1.9.0".into(),
-                namespace: "ingestion".into(),
-                secrets_delivery: SecretsDelivery::Pod,
-                ..BuildConfig::default()
-            };
-            let client = ArgoClientConfig {
-                endpoint: url,
-                request_timeout: Duration::from_millis(500),
-                stream_idle_timeout: Duration::from_secs(1),
-                ..Default::default()
-            };
-            let settings = ArgoSettings::new(client, build);
-            Arc::new(ArgoExecutor::start(settings, sink, preparer, None).expect("argo executor"))
-        })),
+        executor: Some(argo_executor(ArgoSettings::new(client, build), None)),
         ..Default::default()
     }
 }

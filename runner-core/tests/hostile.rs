@@ -18,7 +18,7 @@ use common::*;
 use runner_argo::ArgoClientConfig;
 use runner_argo::build::{BuildConfig, SecretsDelivery, is_valid_label_value};
 use runner_argo::fake::{FakeArgo, FakeConfig, PhaseStep};
-use runner_core::executor::argo::{ArgoExecutor, ArgoSettings, ConfigSecrets};
+use runner_core::executor::argo::{ArgoSettings, ConfigSecrets};
 use runner_protocol::{
     ErrorCode, Frame, IngestionPipeline, Message, MessageId, Request, Response, RunOptions, encode,
 };
@@ -100,29 +100,19 @@ async fn world() -> World {
     let (url, store_for_executor) = (fake.url(), store.clone());
     let h = start(Setup {
         preparer: runner_core::Preparer::new(Some(Arc::new(resolver)), None),
-        executor: Some(Box::new(move |sink, preparer| {
-            let build = BuildConfig {
-                runner_id: "agent-hostile".into(),
-                image: "openmetadata/ingestion:1.9.0".into(),
-                namespace: "ingestion".into(),
-                service_account_name: Some("ingestion-runs".into()),
-                secrets_delivery: SecretsDelivery::Runner,
-                ..BuildConfig::default()
-            };
-            let client = ArgoClientConfig {
-                endpoint: url,
-                ..Default::default()
-            };
-            Arc::new(
-                ArgoExecutor::start(
-                    ArgoSettings::new(client, build),
-                    sink,
-                    preparer,
-                    Some(store_for_executor),
-                )
-                .unwrap(),
-            )
-        })),
+        executor: Some(argo_executor(
+            ArgoSettings::new(
+                ArgoClientConfig {
+                    endpoint: url,
+                    ..Default::default()
+                },
+                BuildConfig {
+                    service_account_name: Some("ingestion-runs".into()),
+                    ..argo_build("agent-hostile", SecretsDelivery::Runner)
+                },
+            ),
+            Some(store_for_executor),
+        )),
         ..Default::default()
     })
     .await;

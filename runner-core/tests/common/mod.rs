@@ -88,6 +88,34 @@ pub struct Setup {
 
 pub type MakeExecutor = Box<dyn FnOnce(StatusSink, Arc<Preparer>) -> Arc<dyn Executor>>;
 
+/// The build settings the Argo tests share: the stock image in namespace `ingestion`.
+pub fn argo_build(
+    runner_id: &str,
+    delivery: runner_argo::build::SecretsDelivery,
+) -> runner_argo::BuildConfig {
+    runner_argo::BuildConfig {
+        runner_id: runner_id.into(),
+        image: "openmetadata/ingestion:1.9.0".into(),
+        namespace: "ingestion".into(),
+        secrets_delivery: delivery,
+        ..runner_argo::BuildConfig::default()
+    }
+}
+
+/// The Argo executor with these settings as the runner's executor; `store` holds the config
+/// Secrets of `SECRETS_DELIVERY=runner`.
+pub fn argo_executor(
+    settings: runner_core::executor::argo::ArgoSettings,
+    store: Option<Arc<dyn runner_core::executor::argo::ConfigSecrets>>,
+) -> MakeExecutor {
+    Box::new(move |sink, preparer| {
+        Arc::new(
+            runner_core::executor::argo::ArgoExecutor::start(settings, sink, preparer, store)
+                .expect("argo executor"),
+        )
+    })
+}
+
 impl Default for Setup {
     fn default() -> Self {
         Setup {
