@@ -74,6 +74,18 @@ impl RetryPolicy {
     }
 }
 
+/// The parts of each watch event the runner reads, as Argo Server's `fields` parameter (Argo's
+/// own UI does the same): metadata, `spec.shutdown` and the status. A Workflow's spec, most
+/// of its bytes (twice the workflow config with `SECRETS_DELIVERY=pod`), stays on the server.
+pub const WATCH_FIELDS: &str = "result.type,\
+result.object.metadata.name,result.object.metadata.namespace,result.object.metadata.uid,\
+result.object.metadata.resourceVersion,result.object.metadata.creationTimestamp,\
+result.object.metadata.labels,result.object.metadata.annotations,\
+result.object.spec.shutdown,\
+result.object.status.phase,result.object.status.message,result.object.status.startedAt,\
+result.object.status.finishedAt,result.object.status.progress,result.object.status.nodes,\
+result.object.kind,result.object.message,result.object.reason,result.object.code";
+
 #[derive(Debug, Clone)]
 pub struct ArgoClientConfig {
     /// `PIPELINE_SERVICE_CLIENT_ENDPOINT`, e.g. `https://argo-server.argo:2746`.
@@ -954,6 +966,9 @@ impl ArgoClient {
     /// `GET /api/v1/workflow-events/{ns}?listOptions.labelSelector=...`: one watch for all
     /// the runner's workflows. Pass the list's `resourceVersion` to resume without a gap.
     /// The stream ends at EOF; re-list and re-watch then (see docs/argo.md).
+    ///
+    /// The server sends only [`WATCH_FIELDS`] of each workflow (what
+    /// [`crate::model::WorkflowSummary`] reads), not its spec.
     pub async fn watch_workflows(
         &self,
         namespace: &str,
@@ -980,6 +995,7 @@ impl ArgoClient {
         if let Some(rv) = resource_version.filter(|r| !r.is_empty()) {
             q.push(("listOptions.resourceVersion", rv.to_owned()));
         }
+        q.push(("fields", WATCH_FIELDS.to_owned()));
         let url = self.url(&["api", "v1", "workflow-events", namespace], &q);
         self.open_stream(url, format, "workflow watch").await
     }

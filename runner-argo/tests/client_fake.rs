@@ -1039,3 +1039,114 @@ async fn informer_request_rate_does_not_grow_with_the_number_of_runs() {
         "one list and one watch, whatever the number of runs"
     );
 }
+
+/// The watch asks Argo for the parts of each workflow the runner reads (`fields`, as Argo's UI
+/// does), and the fake, like Argo Server, leaves the rest (the spec) out of every frame.
+#[tokio::test]
+async fn watch_asks_only_for_the_fields_it_reads() {
+    let fake = FakeArgo::start(FakeConfig::default()).await.unwrap();
+    let c = client_for(&fake, |_| {});
+    let wf = run_wf("run-f");
+    c.create_workflow(NS, &wf).await.unwrap();
+    let mut watch = c.watch_workflows(NS, &selector(), None).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("an event")
+        .expect("a frame")
+        .unwrap();
+    let obj = ev.object.expect("object");
+    assert_eq!(obj.metadata.name.as_deref(), Some(wf.name()));
+    assert_eq!(map_workflow(&obj).run_id.as_deref(), Some("run-f"));
+    let asked = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.starts_with("/api/v1/workflow-events/"))
+        .expect("the watch request");
+    assert!(
+        asked.query.contains("fields=result.type"),
+        "watch query: {}",
+        asked.query
+    );
+
+    // The same request by hand: the frame keeps metadata, labels and status, not the spec.
+    let url = format!(
+        "{}/api/v1/workflow-events/{NS}?listOptions.labelSelector={}&fields={}",
+        fake.url(),
+        selector(),
+        runner_argo::client::WATCH_FIELDS
+    );
+    let raw = raw_get(&url, Some(b"{\"result\"")).await;
+    let at = find(&raw, b"{\"result\"").expect("a result frame");
+    let line = &raw[at..at + raw[at..].iter().position(|b| *b == b'\n').unwrap()];
+    let frame: serde_json::Value = serde_json::from_slice(line).unwrap();
+    let o = &frame["result"]["object"];
+    assert_eq!(frame["result"]["type"], "ADDED");
+    assert_eq!(o["metadata"]["name"], wf.name());
+    assert!(o["metadata"]["labels"].is_object(), "{frame}");
+    assert!(o["status"].is_object(), "{frame}");
+    assert!(o["spec"].get("templates").is_none(), "{frame}");
+    assert!(o["spec"].get("entrypoint").is_none(), "{frame}");
+    let full = serde_json::to_vec(&fake.workflows()[0]).unwrap();
+    assert!(
+        line.len() * 2 < full.len(),
+        "{} bytes per event with fields vs {} for the whole workflow",
+        line.len(),
+        full.len()
+    );
+}
+
+/// `fields` on a list keeps the listed paths of every item.
+#[tokio::test]
+async fn list_honours_fields_per_item() {
+    let fake = FakeArgo::start(FakeConfig::default()).await.unwrap();
+    let c = client_for(&fake, |_| {});
+    for id in ["run-a", "run-b"] {
+        c.create_workflow(NS, &run_wf(id)).await.unwrap();
+    }
+    let url = format!(
+        "{}/api/v1/workflows/{NS}?fields=metadata.resourceVersion,items.metadata.name",
+        fake.url()
+    );
+    let raw = raw_get(&url, None).await;
+    let at = find(&raw, b"\r\n\r\n").expect("headers end") + 4;
+    let list: serde_json::Value = serde_json::from_slice(&raw[at..]).unwrap();
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    for it in items {
+        assert_eq!(it.as_object().unwrap().len(), 1, "{it}");
+        assert!(it["metadata"]["name"].is_string(), "{it}");
+    }
+    assert!(list["metadata"]["resourceVersion"].is_string(), "{list}");
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A plain HTTP/1.0 GET to the fake (one request, no client features in the way): the raw
+/// answer, read to its end, or until `until` and the end of that line.
+async fn raw_get(url: &str, until: Option<&[u8]>) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        out.extend_from_slice(&buf[..n]);
+        let done = match until {
+            Some(u) => find(&out, u).is_some_and(|at| out[at..].contains(&b'\n')),
+            None => false,
+        };
+        if n == 0 || done {
+            return out;
+        }
+    }
+}

@@ -132,7 +132,7 @@ impl Preparer {
             });
         };
         let provider = format!("{:?}", resolver.provider_kind()).to_ascii_lowercase();
-        let resolved = match resolver.resolve_config(&config).await {
+        let resolved = match resolver.resolve_config_owned(config).await {
             Ok(r) => r,
             Err(e) => {
                 crate::metrics::metrics().secrets_resolved(&provider, false, 1);
@@ -149,9 +149,10 @@ impl Preparer {
             tracing::debug!(references, "secret references resolved");
         }
         let masker = resolved.masker().clone();
+        let (unresolved, workflow_config) = resolved.into_configs();
         Ok(PreparedConfig {
-            workflow_config: resolved.into_exposed(),
-            unresolved: config,
+            workflow_config,
+            unresolved,
             masker,
             references,
         })

@@ -216,7 +216,10 @@ fn walk(v: &Value, pointer: &mut String, out: &mut Vec<FoundReference>) -> Resul
             for (i, item) in items.iter().enumerate() {
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&i.to_string());
+                {
+                    use std::fmt::Write as _;
+                    let _ = write!(pointer, "{i}");
+                }
                 walk(item, pointer, out)?;
                 pointer.truncate(len);
             }
@@ -225,7 +228,12 @@ fn walk(v: &Value, pointer: &mut String, out: &mut Vec<FoundReference>) -> Resul
             for (k, item) in map {
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                // RFC 6901 escaping, without a copy of keys that need none (almost all).
+                if k.contains(['~', '/']) {
+                    pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                } else {
+                    pointer.push_str(k);
+                }
                 walk(item, pointer, out)?;
                 pointer.truncate(len);
             }

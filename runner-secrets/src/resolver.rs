@@ -384,7 +384,16 @@ impl SecretResolver {
     /// Resolve every reference in a JSON config (each distinct reference once). Fails on the first
     /// reference, in document order, that does not resolve; nothing is partially returned.
     pub async fn resolve_config(&self, config: &Value) -> Result<ResolvedConfig, SecretError> {
-        let found = find_references(config)?;
+        self.resolve_config_owned(config.clone()).await
+    }
+
+    /// [`Self::resolve_config`] taking the config by value: it becomes
+    /// [`ResolvedConfig::original`] without a copy.
+    pub async fn resolve_config_owned(
+        &self,
+        config: Value,
+    ) -> Result<ResolvedConfig, SecretError> {
+        let found = find_references(&config)?;
         let refs: Vec<SecretRef> = found.iter().map(|f| f.reference.clone()).collect();
         let results = self.resolve_all(&refs).await;
         let mut resolved = config.clone();
@@ -413,7 +422,7 @@ impl SecretResolver {
         }
         let masker = Masker::new(&values);
         Ok(ResolvedConfig {
-            original: config.clone(),
+            original: config,
             resolved,
             references: found,
             values,

@@ -104,6 +104,12 @@ impl ResolvedConfig {
         &self.original
     }
 
+    /// Takes both configs out: `(original, resolved)`. Same care for `resolved` as
+    /// [`Self::expose`].
+    pub fn into_configs(self) -> (Value, Value) {
+        (self.original, self.resolved)
+    }
+
     /// Where each reference was (JSON pointers) and what it was.
     pub fn references(&self) -> &[FoundReference] {
         &self.references

@@ -37,6 +37,9 @@ use crate::util;
 const BURST: usize = 1_000;
 /// Requests in the large burst (scaling).
 const LARGE: usize = 10_000;
+/// Rounds of the 1,000 burst (each path into fresh fakes and a fresh runner); the median
+/// round is reported.
+const ROUNDS: usize = 5;
 /// Requests in flight, on both paths.
 const IN_FLIGHT: usize = 32;
 /// Window over which the runner's Argo API requests are counted.
@@ -77,7 +80,12 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(inner())
+    let quick = match args {
+        [] => false,
+        [a] if a == "--burst-only" => true,
+        other => bail!("bench-argo takes no argument but `--burst-only` (got {other:?})"),
+    };
+    rt.block_on(inner(quick))
 }
 
 /// The runner's environment (and the settings the direct path builds its bodies from).
@@ -231,6 +239,36 @@ fn workflow(bc: &BuildConfig, i: usize) -> anyhow::Result<Workflow> {
         },
     )?
     .workflow)
+}
+
+/// One round of the burst: both paths, fresh fakes and a fresh runner.
+struct Round {
+    direct: Burst,
+    through: Burst,
+    pings: Burst,
+    /// Harness CPU during the direct burst (client and fake).
+    direct_cpu: Duration,
+    /// Harness CPU during the burst through the runner (mock control plane and fake).
+    harness_cpu: Duration,
+    runner_cpu: Duration,
+    direct_rejected: usize,
+    runner_rejected: usize,
+    burst_requests: usize,
+    idle_rss: u64,
+}
+
+impl Round {
+    /// How many times the direct path's throughput the path through the runner lost.
+    fn ratio(&self) -> f64 {
+        self.direct.throughput() / self.through.throughput()
+    }
+}
+
+/// The median of `xs` (the upper one of an even count).
+fn median_of(xs: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = xs.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 struct Burst {
@@ -516,7 +554,9 @@ async fn track(rig: &Rig, runs: usize) -> anyhow::Result<Tracking> {
     })
 }
 
-async fn inner() -> anyhow::Result<()> {
+/// `quick`: only the 1,000 burst on both paths (about 30 s once built), for iterating on the
+/// runner's per-request cost.
+async fn inner(quick: bool) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -536,61 +576,115 @@ async fn inner() -> anyhow::Result<()> {
         .map(|i| workflow(&bc, i))
         .collect::<anyhow::Result<_>>()?;
 
-    // 1a. Straight to a fresh fake Argo.
-    println!("== {BURST} workflow creates straight to the fake Argo, {IN_FLIGHT} in flight");
-    let fake = FakeArgo::start(fake_config()).await?;
-    let validating = fake.validating();
-    let client = ArgoClient::new(ArgoClientConfig::from_lookup(|k| {
-        if k == "PIPELINE_SERVICE_CLIENT_ENDPOINT" {
-            Some(fake.url())
-        } else {
-            env.get(k).cloned()
+    // 1. The burst, in rounds. A round: the bodies straight to a fresh fake Argo, then the
+    //    same requests through a fresh runner into another fresh fake. One burst lasts about
+    //    0.2 s on 2 shared cores, so one round's ratio is noisy: the table shows the round
+    //    with the median throughput ratio, and every round's ratio. The last round's runner
+    //    stays for the tracking figures.
+    let mut rounds: Vec<Round> = Vec::with_capacity(ROUNDS);
+    let mut validating = false;
+    let mut kept: Option<Rig> = None;
+    for r in 1..=ROUNDS {
+        println!(
+            "== round {r}/{ROUNDS}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh runner; {IN_FLIGHT} in flight"
+        );
+        let fake = FakeArgo::start(fake_config()).await?;
+        validating = fake.validating();
+        let client = ArgoClient::new(ArgoClientConfig::from_lookup(|k| {
+            if k == "PIPELINE_SERVICE_CLIENT_ENDPOINT" {
+                Some(fake.url())
+            } else {
+                env.get(k).cloned()
+            }
+        })?)?;
+        let cpu0 = cpu_time("self")?;
+        let direct = direct_burst(&client, &bodies).await;
+        let direct_cpu = cpu_time("self")? - cpu0;
+        let direct_rejected = fake.rejected().len();
+        if fake.workflows().len() != BURST || direct.failures > 0 {
+            bail!(
+                "direct path: {} workflows stored, {} failures (first: {:?})",
+                fake.workflows().len(),
+                direct.failures,
+                direct.first_failure
+            );
         }
-    })?)?;
-    let cpu0 = cpu_time("self")?;
-    let direct = direct_burst(&client, &bodies).await;
-    let direct_harness_cpu = cpu_time("self")? - cpu0;
-    let direct_rejected = fake.rejected().len();
-    if fake.workflows().len() != BURST || direct.failures > 0 {
-        bail!(
-            "direct path: {} workflows stored, {} failures (first: {:?})",
-            fake.workflows().len(),
-            direct.failures,
-            direct.first_failure
-        );
-    }
-    drop(client);
-    drop(fake);
+        drop(client);
+        drop(fake);
 
-    // 1b. Through the release runner, into another fresh fake Argo.
-    println!("== {BURST} runPipeline requests through the runner, {IN_FLIGHT} in flight");
-    let rig = Rig::start("1000").await?;
-    let idle_rss = util::rss_kib(rig.pid)?;
-    let base_requests = rig.fake.request_count();
-    // The protocol hop alone: no-op pings, same harness, same number in flight.
-    let pings = runner_burst(&rig.cp, (0..BURST).map(|_| Request::Ping {}).collect()).await;
-    if pings.failures > 0 {
+        let rig = Rig::start("1000").await?;
+        let idle_rss = util::rss_kib(rig.pid)?;
+        let base_requests = rig.fake.request_count();
+        // The protocol hop alone: no-op pings, same harness, same number in flight.
+        let pings = runner_burst(&rig.cp, (0..BURST).map(|_| Request::Ping {}).collect()).await;
+        if pings.failures > 0 {
+            println!(
+                "   {} pings failed: {:?}",
+                pings.failures, pings.first_failure
+            );
+        }
+        let requests: Vec<Request> = (0..BURST).map(run_request).collect();
+        let runner_pid = rig.pid.to_string();
+        let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
+        let through = runner_burst(&rig.cp, requests).await;
+        let harness_cpu = cpu_time("self")? - cpu0;
+        let runner_cpu = cpu_time(&runner_pid)? - rcpu0;
+        if through.failures > 0 {
+            println!(
+                "   {} of {BURST} requests failed; first: {}",
+                through.failures,
+                through.first_failure.as_deref().unwrap_or("")
+            );
+        }
         println!(
-            "   {} pings failed: {:?}",
-            pings.failures, pings.first_failure
+            "   throughput ratio {:.2}x ({:.0}/s through, {:.0}/s straight)",
+            direct.throughput() / through.throughput(),
+            through.throughput(),
+            direct.throughput()
         );
+        rounds.push(Round {
+            direct,
+            through,
+            pings,
+            direct_cpu,
+            harness_cpu,
+            runner_cpu,
+            direct_rejected,
+            runner_rejected: rig.fake.rejected().len(),
+            burst_requests: rig.fake.request_count() - base_requests,
+            idle_rss,
+        });
+        if let Some(old) = kept.replace(rig) {
+            old.stop().await?;
+        }
     }
-    let requests: Vec<Request> = (0..BURST).map(run_request).collect();
-    let runner_pid = rig.pid.to_string();
-    let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
-    let through = runner_burst(&rig.cp, requests).await;
-    let through_harness_cpu = cpu_time("self")? - cpu0;
-    let through_runner_cpu = cpu_time(&runner_pid)? - rcpu0;
-    if through.failures > 0 {
-        println!(
-            "   {} of {BURST} requests failed; first: {}",
-            through.failures,
-            through.first_failure.as_deref().unwrap_or("")
-        );
-    }
-    let burst_requests = rig.fake.request_count() - base_requests;
-    let runner_rejected = rig.fake.rejected().len();
-    // The runner sent what the direct path sent.
+    let rig = kept.context("no round ran")?;
+    let mut ratios: Vec<f64> = rounds.iter().map(Round::ratio).collect();
+    ratios.sort_by(f64::total_cmp);
+    let round_ratios = ratios
+        .iter()
+        .map(|r| format!("{r:.2}x"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let median = ratios[ratios.len() / 2];
+    let m = rounds
+        .iter()
+        .find(|r| r.ratio() == median)
+        .context("median round")?;
+    let total = |f: fn(&Round) -> Duration| rounds.iter().map(f).sum::<Duration>();
+    let (direct, through, pings) = (&m.direct, &m.through, &m.pings);
+    let (direct_harness_cpu, through_harness_cpu, through_runner_cpu) = (
+        total(|r| r.direct_cpu) / ROUNDS as u32,
+        total(|r| r.harness_cpu) / ROUNDS as u32,
+        total(|r| r.runner_cpu) / ROUNDS as u32,
+    );
+    let (direct_rejected, runner_rejected) = (
+        rounds.iter().map(|r| r.direct_rejected).sum::<usize>(),
+        rounds.iter().map(|r| r.runner_rejected).sum::<usize>(),
+    );
+    let burst_requests = m.burst_requests;
+    let idle_rss = m.idle_rss;
+    // The runner sent what the direct path sent (last round).
     let sent: HashMap<String, Value> = rig
         .fake
         .bodies()
@@ -618,6 +712,34 @@ async fn inner() -> anyhow::Result<()> {
                 first_diff(&mine, b, "")
             );
         }
+    }
+    if quick {
+        rig.stop().await?;
+        let per_req = |d: Duration| d.as_secs_f64() * 1e6 / BURST as f64;
+        println!(
+            "throughput {:.0}/s through vs {:.0}/s straight: **{:.2}x**; p50 {:.2?} vs {:.2?} ({:.2}x); p99 {:.2?} vs {:.2?} ({:.2}x)",
+            through.throughput(),
+            direct.throughput(),
+            direct.throughput() / through.throughput(),
+            through.p50,
+            direct.p50,
+            through.p50.as_secs_f64() / direct.p50.as_secs_f64(),
+            through.p99,
+            direct.p99,
+            through.p99.as_secs_f64() / direct.p99.as_secs_f64(),
+        );
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        println!(
+            "rounds: {round_ratios} (median shown); median p50 ratio {:.2}x, p99 ratio {:.2}x\nCPU per request: runner {:.0} µs, harness {:.0} µs through vs {:.0} µs straight; failures {} / {}; bodies identical {same_bodies} of {BURST}; rejected {runner_rejected} / {direct_rejected}",
+            median_of(rounds.iter().map(|r| ratio(r.through.p50, r.direct.p50))),
+            median_of(rounds.iter().map(|r| ratio(r.through.p99, r.direct.p99))),
+            per_req(through_runner_cpu),
+            per_req(through_harness_cpu),
+            per_req(direct_harness_cpu),
+            through.failures,
+            direct.failures,
+        );
+        return Ok(());
     }
     let t1000 = track(&rig, BURST).await?;
     let peak_rss = hwm_kib(rig.pid)?;
@@ -681,6 +803,12 @@ async fn inner() -> anyhow::Result<()> {
     rig.stop().await?;
 
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!();
+    println!(
+        "The {BURST} burst ran {ROUNDS} times; columns: the round with the median throughput ratio. Throughput ratio of each round: {round_ratios}. Median over the rounds of the p50 ratio: {:.2}x, of the p99 ratio: {:.2}x.",
+        median_of(rounds.iter().map(|r| ratio(r.through.p50, r.direct.p50))),
+        median_of(rounds.iter().map(|r| ratio(r.through.p99, r.direct.p99))),
+    );
     println!();
     println!(
         "| {BURST} run requests, {IN_FLIGHT} in flight | through the runner | straight to the fake Argo | ratio | target |"

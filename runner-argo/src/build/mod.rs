@@ -498,37 +498,48 @@ const SENSITIVE: &[&str] = &[
 /// Paths of values that look like plaintext secrets (sensitive key, non-empty string value not
 /// starting with `secret:`).
 pub fn find_plaintext_secrets(v: &Value) -> Vec<String> {
-    fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
+    /// Whether `key` (any case) is or ends with a sensitive name; no allocation.
+    fn sensitive(key: &str) -> bool {
+        let k = key.as_bytes();
+        SENSITIVE.iter().any(|s| {
+            k.len() >= s.len() && k[k.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+        })
+    }
+    /// `path` is one buffer grown and shrunk on the way down: a path string is only
+    /// copied out for a finding.
+    fn walk(v: &Value, path: &mut String, out: &mut Vec<String>) {
+        let len = path.len();
         match v {
             Value::Object(m) => {
                 for (k, x) in m {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    let lk = k.to_ascii_lowercase();
-                    let sensitive = SENSITIVE.iter().any(|s| lk == *s || lk.ends_with(s));
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
                     match x {
                         Value::String(s)
-                            if sensitive && !s.is_empty() && !s.starts_with("secret:") =>
+                            if !s.is_empty() && !s.starts_with("secret:") && sensitive(k) =>
                         {
-                            out.push(p)
+                            out.push(path.clone())
                         }
-                        _ => walk(x, &p, out),
+                        _ => walk(x, path, out),
                     }
+                    path.truncate(len);
                 }
             }
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
-                    walk(x, &format!("{path}[{i}]"), out);
+                    use std::fmt::Write as _;
+                    let _ = write!(path, "[{i}]");
+                    walk(x, path, out);
+                    path.truncate(len);
                 }
             }
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(v, "", &mut out);
+    walk(v, &mut String::new(), &mut out);
     out
 }
 
@@ -552,8 +563,8 @@ fn config_env(
             if !found.is_empty() {
                 return Err(BuildError::PlaintextSecret(found));
             }
-            wfconfig::check_config_size(config)?;
             let text = config_text(config);
+            wfconfig::check_config_len(text.len())?;
             if text.contains("{{") {
                 // Argo would try to substitute it as a template variable and fail the workflow
                 return Err(BuildError::Invalid {
@@ -634,15 +645,26 @@ fn workflow_spec(
         resources: res.to_model(),
         ..Container::default()
     };
-    let mut container_v = to_value(&container);
-    if let Some(cs) = &bc.container_spec {
-        merge::check_container_overlay(cs, "ARGO_INGESTION_CONTAINER_SPEC_FILE_PATH")?;
-        merge::deep_merge(&mut container_v, cs);
-    }
-    let container: Container = from_value(
-        container_v.clone(),
-        "ARGO_INGESTION_CONTAINER_SPEC_FILE_PATH",
-    )?;
+    // The operator's container spec file, merged in (a JSON round trip only when there is one).
+    let mut container = match &bc.container_spec {
+        Some(cs) => {
+            merge::check_container_overlay(cs, "ARGO_INGESTION_CONTAINER_SPEC_FILE_PATH")?;
+            let mut v = to_value(&container);
+            merge::deep_merge(&mut v, cs);
+            from_value(v, "ARGO_INGESTION_CONTAINER_SPEC_FILE_PATH")?
+        }
+        None => container,
+    };
+    // The exit handler's container: the same one with its own command, env and resources
+    // (built before the main template takes `container`; its env is not copied, only replaced).
+    let exit_container = (kind == RunKind::Pipeline).then(|| {
+        let env = std::mem::take(&mut container.env);
+        let mut exit = container.clone();
+        container.env = env;
+        exit.command = EXIT_HANDLER_COMMAND.iter().map(|s| s.to_string()).collect();
+        exit.resources = bc.automation_resources.to_model().or(exit.resources);
+        exit
+    });
 
     let retries = overrides
         .retries
@@ -664,7 +686,7 @@ fn workflow_spec(
 
     let mut main = Template {
         name: task.clone(),
-        container: Some(container.clone()),
+        container: Some(container),
         retry_strategy,
         metadata: Some(Metadata {
             labels: pod_labels.clone(),
@@ -685,7 +707,7 @@ fn workflow_spec(
 
     let mut templates = vec![main];
     let mut on_exit = None;
-    if kind == RunKind::Pipeline {
+    if let Some(mut exit_container) = exit_container {
         let mut exit_env = vec![
             config_env,
             EnvVar::plain("pipelineType", &c.ptype),
@@ -694,13 +716,7 @@ fn workflow_spec(
             EnvVar::plain("ingestionPipelineFQN", &c.fqn),
         ];
         exit_env.extend(extra_env(bc));
-        let mut exit_container = container.clone();
-        exit_container.command = EXIT_HANDLER_COMMAND.iter().map(|s| s.to_string()).collect();
         exit_container.env = exit_env;
-        exit_container.resources = bc
-            .automation_resources
-            .to_model()
-            .or(exit_container.resources);
         templates.push(Template {
             name: EXIT_HANDLER_TEMPLATE.into(),
             container: Some(exit_container),

@@ -195,9 +195,28 @@ fn strip_nulls(v: &mut Value) {
 /// local run gets it as one environment variable.
 pub const MAX_CONFIG_BYTES: usize = 512 * 1024;
 
-/// Refuses a config larger than [`MAX_CONFIG_BYTES`].
+/// Refuses a config larger than [`MAX_CONFIG_BYTES`]. Counts the bytes of its JSON text
+/// without building the text.
 pub fn check_config_size(config: &Value) -> Result<(), BuildError> {
-    let n = config_text(config).len();
+    /// An `io::Write` that only counts.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail (every key of a `Value` map is a string).
+    let _ = serde_json::to_writer(&mut count, config);
+    check_config_len(count.0)
+}
+
+/// Refuses a config text of `n` bytes when it is larger than [`MAX_CONFIG_BYTES`].
+pub fn check_config_len(n: usize) -> Result<(), BuildError> {
     if n > MAX_CONFIG_BYTES {
         return Err(BuildError::Invalid {
             field: "config".into(),

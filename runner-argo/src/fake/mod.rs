@@ -1046,9 +1046,11 @@ async fn handle(
             if let Some(c) = next {
                 meta["continue"] = json!(c);
             }
-            ok_json(
-                &json!({"metadata": meta, "items": if page.is_empty() { Value::Null } else { Value::Array(page) }}),
-            )
+            let list = json!({"metadata": meta, "items": if page.is_empty() { Value::Null } else { Value::Array(page) }});
+            match Fields::parse(q.get("fields"), "") {
+                Some(f) => ok_json(&f.select(&list)),
+                None => ok_json(&list),
+            }
         }
         (Method::GET, ["api", "v1", "workflows", ns, name]) => {
             match lock(&inner.store)
@@ -1204,6 +1206,7 @@ async fn handle(
                 ns: ns.to_string(),
                 sel,
                 last_rv,
+                fields: Fields::parse(q.get("fields"), "result."),
             });
             stream_response(&inner, sse, initial, live, None, fault)
         }
@@ -1409,6 +1412,62 @@ struct LiveWatch {
     ns: String,
     sel: String,
     last_rv: u64,
+    /// The watch's `fields` parameter: only these parts of each event are sent.
+    fields: Option<Fields>,
+}
+
+/// Argo Server's `fields` query parameter (list and watch): a comma-separated list of dot
+/// paths to keep, e.g. `items.metadata.name` or `result.object.status.phase`; everything else
+/// is left out of the response. A path through an array applies to each element; a path
+/// through a scalar keeps nothing.
+#[derive(Debug, Clone)]
+struct Fields(Vec<Vec<String>>);
+
+impl Fields {
+    /// The paths of `query` that start with `prefix` (which is removed): the watch's paths
+    /// start with `result.`, while its frames are built from the inner `{type, object}`.
+    fn parse(query: Option<&String>, prefix: &str) -> Option<Fields> {
+        let paths: Vec<Vec<String>> = query?
+            .split(',')
+            .filter_map(|p| p.trim().strip_prefix(prefix))
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split('.').map(str::to_owned).collect())
+            .collect();
+        (!paths.is_empty()).then_some(Fields(paths))
+    }
+
+    fn select(&self, v: &Value) -> Value {
+        fn sel(v: &Value, paths: &[&[String]]) -> Option<Value> {
+            if paths.iter().any(|p| p.is_empty()) {
+                return Some(v.clone());
+            }
+            match v {
+                Value::Object(m) => {
+                    let mut out = serde_json::Map::new();
+                    for (k, x) in m {
+                        let sub: Vec<&[String]> = paths
+                            .iter()
+                            .filter(|p| p[0] == *k)
+                            .map(|p| &p[1..])
+                            .collect();
+                        if sub.is_empty() {
+                            continue;
+                        }
+                        if let Some(y) = sel(x, &sub) {
+                            out.insert(k.clone(), y);
+                        }
+                    }
+                    Some(Value::Object(out))
+                }
+                Value::Array(a) => Some(Value::Array(
+                    a.iter().filter_map(|x| sel(x, paths)).collect(),
+                )),
+                _ => None,
+            }
+        }
+        let paths: Vec<&[String]> = self.0.iter().map(Vec::as_slice).collect();
+        sel(v, &paths).unwrap_or(Value::Null)
+    }
 }
 
 struct StreamState {
@@ -1492,7 +1551,10 @@ fn stream_response(
         }
         if let Some(v) = st.initial.pop_front() {
             st.sent += 1;
-            let b = result_frame(st.sse, &v);
+            let b = match st.live.as_ref().and_then(|l| l.fields.as_ref()) {
+                Some(f) => result_frame(st.sse, &f.select(&v)),
+                None => result_frame(st.sse, &v),
+            };
             return Some((Ok(b), st));
         }
         if st.sent == 0 && st.keepalive.period() > Duration::ZERO {
@@ -1537,7 +1599,10 @@ fn stream_response(
                         }
                         live.last_rv = rv;
                         st.sent += 1;
-                        let b = result_frame(st.sse, &ev);
+                        let b = match &live.fields {
+                            Some(f) => result_frame(st.sse, &f.select(&ev)),
+                            None => result_frame(st.sse, &ev),
+                        };
                         return Some((Ok(b), st));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
