@@ -381,8 +381,7 @@ fn secrets_resolve(raw: &Raw, refs: &[String], reveal: bool) -> anyhow::Result<b
 }
 
 fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

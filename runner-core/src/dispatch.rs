@@ -298,6 +298,7 @@ impl Dispatcher {
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
                     config_override: options.config_override,
+                    pipeline_json: prepared.pipeline,
                 };
                 match ex.run(spec).await {
                     Ok(status) => ok(
@@ -440,6 +441,7 @@ impl Dispatcher {
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
                     config_override: None,
+                    pipeline_json: prepared.pipeline,
                 };
                 match ex.run(spec).await {
                     Ok(_) => ok("application flow started", Some(run_id)),

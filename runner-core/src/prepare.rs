@@ -26,6 +26,10 @@ pub struct PreparedConfig {
     pub masker: Masker,
     /// Number of `secret:` references resolved.
     pub references: usize,
+    /// For a pipeline run: the pipeline entity as JSON with `configOverride` applied (built
+    /// on the way, so executors that build objects from it need not convert it again).
+    /// `Null` otherwise.
+    pub pipeline: Value,
 }
 
 impl std::fmt::Debug for PreparedConfig {
@@ -100,7 +104,10 @@ impl Preparer {
         run_id: &str,
         config_override: Option<&Value>,
     ) -> Result<PreparedConfig, ErrorBody> {
-        let mut config = crate::workflow_config::build(pipeline, service, run_id, config_override)
+        let crate::workflow_config::RunConfig {
+            mut config,
+            pipeline,
+        } = crate::workflow_config::build(pipeline, service, run_id, config_override)
             .map_err(|e| e.to_body())?;
         if let Some(url) = &self.server_host_api_url
             && let Some(wc) = config
@@ -113,7 +120,9 @@ impl Preparer {
             }
             server["hostPort"] = Value::String(url.clone());
         }
-        self.resolve(config).await
+        let mut prepared = self.resolve(config).await?;
+        prepared.pipeline = pipeline;
+        Ok(prepared)
     }
 
     /// An automation workflow (test connection), resolved.
@@ -129,6 +138,7 @@ impl Preparer {
                 unresolved: config,
                 masker: Masker::default(),
                 references: 0,
+                pipeline: Value::Null,
             });
         };
         let provider = format!("{:?}", resolver.provider_kind()).to_ascii_lowercase();
@@ -155,6 +165,7 @@ impl Preparer {
             unresolved,
             masker,
             references,
+            pipeline: Value::Null,
         })
     }
 }

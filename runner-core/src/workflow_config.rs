@@ -14,13 +14,22 @@ use serde_json::Value;
 
 use crate::executor::ExecutorError;
 
+/// A run's workflow config and the pipeline entity it was built from.
+#[derive(Debug)]
+pub struct RunConfig {
+    /// The workflow config (`secret:` references unresolved).
+    pub config: Value,
+    /// The pipeline entity as JSON, `configOverride` applied: what the Argo builders read.
+    pub pipeline: Value,
+}
+
 /// Builds the workflow config for one run. `config_override` replaces `sourceConfig.config`.
 pub fn build(
     pipeline: &IngestionPipeline,
     service: Option<&Value>,
     run_id: &str,
     config_override: Option<&Value>,
-) -> Result<Value, ExecutorError> {
+) -> Result<RunConfig, ExecutorError> {
     if let PipelineType::Other(t) = &pipeline.pipeline_type {
         return Err(ExecutorError::InvalidRequest(format!(
             "pipeline `{}` has pipelineType `{t}`, which this runner does not know; upgrade the runner",
@@ -46,8 +55,13 @@ pub fn build(
             None => pj["sourceConfig"] = serde_json::json!({ "config": over }),
         }
     }
-    runner_argo::build::workflow_config(&pj, service, Some(run_id))
-        .map_err(|e| ExecutorError::InvalidRequest(format!("pipeline `{}`: {e}", pipeline.fqn())))
+    let config = runner_argo::build::workflow_config(&pj, service, Some(run_id)).map_err(|e| {
+        ExecutorError::InvalidRequest(format!("pipeline `{}`: {e}", pipeline.fqn()))
+    })?;
+    Ok(RunConfig {
+        config,
+        pipeline: pj,
+    })
 }
 
 #[cfg(test)]
@@ -71,7 +85,9 @@ mod tests {
 
     #[test]
     fn run_config_carries_service_run_and_references() {
-        let c = build(&pipeline("metadata"), Some(&service()), "run-1", None).unwrap();
+        let c = build(&pipeline("metadata"), Some(&service()), "run-1", None)
+            .unwrap()
+            .config;
         assert_eq!(c["source"]["serviceName"], "mysql_prod");
         assert_eq!(
             c["source"]["serviceConnection"]["config"]["username"],
@@ -85,8 +101,9 @@ mod tests {
     #[test]
     fn override_replaces_source_config() {
         let over = json!({"type": "Profiler", "profileSample": 10});
-        let c = build(&pipeline("profiler"), Some(&service()), "r", Some(&over)).unwrap();
-        assert_eq!(c["source"]["sourceConfig"]["config"], over);
+        let built = build(&pipeline("profiler"), Some(&service()), "r", Some(&over)).unwrap();
+        assert_eq!(built.config["source"]["sourceConfig"]["config"], over);
+        assert_eq!(built.pipeline["sourceConfig"]["config"], over);
     }
 
     #[test]

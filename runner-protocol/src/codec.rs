@@ -1,7 +1,10 @@
 //! Frames: the envelope around every message, and the decoder that enforces the limits.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::limits::Limits;
 use crate::messages::{ErrorCode, Message, MessageId, Request};
@@ -114,18 +117,20 @@ impl DecodeError {
     }
 }
 
+/// The envelope, its body left as text: the body is then decoded once, straight into the
+/// type its `type` (and, for requests, its `op`) names, without an intermediate JSON tree.
 #[derive(Deserialize)]
-struct RawEnvelope {
+struct RawEnvelope<'a> {
     #[serde(default)]
     v: Option<u64>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    re: Option<String>,
-    #[serde(default, rename = "type")]
-    ty: Option<String>,
-    #[serde(default)]
-    body: Value,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    re: Option<Cow<'a, str>>,
+    #[serde(default, rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    body: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -192,7 +197,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
         reason: e.to_string(),
     })?;
     let id_result = match raw.id {
-        Some(id) => MessageId::new(id, limits.max_id_bytes).map_err(str::to_owned),
+        Some(id) => MessageId::new(id.into_owned(), limits.max_id_bytes).map_err(str::to_owned),
         None => Err("field `id` is missing".to_owned()),
     };
     let id = match id_result {
@@ -215,7 +220,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     }
     let re = match raw.re {
         Some(re) => Some(
-            MessageId::new(re, limits.max_id_bytes)
+            MessageId::new(re.into_owned(), limits.max_id_bytes)
                 .map_err(|e| envelope_err(format!("field `re`: {e}")))?,
         ),
         None => None,
@@ -223,7 +228,8 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     let ty = raw
         .ty
         .ok_or_else(|| envelope_err("field `type` is missing".into()))?;
-    let message = decode_body(&ty, raw.body, &id)?;
+    let body = raw.body.map_or("null", RawValue::get);
+    let message = decode_body(&ty, body, &id)?;
     Ok(Frame {
         v: v as u16,
         id,
@@ -232,13 +238,14 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     })
 }
 
-fn decode_body(ty: &str, body: Value, id: &MessageId) -> Result<Message, DecodeError> {
-    fn body_of<T: serde::de::DeserializeOwned>(
+/// Decodes a body (JSON text) as the message `ty` names.
+fn decode_body(ty: &str, body: &str, id: &MessageId) -> Result<Message, DecodeError> {
+    fn body_of<'a, T: Deserialize<'a>>(
         what: &str,
-        body: Value,
+        body: &'a str,
         id: &MessageId,
     ) -> Result<T, DecodeError> {
-        serde_json::from_value(body).map_err(|e| DecodeError::Body {
+        serde_json::from_str(body).map_err(|e| DecodeError::Body {
             what: what.to_owned(),
             reason: e.to_string(),
             id: Some(id.clone()),
@@ -249,7 +256,7 @@ fn decode_body(ty: &str, body: Value, id: &MessageId) -> Result<Message, DecodeE
         "hello" => Message::Hello(body_of(ty, body, id)?),
         "welcome" => Message::Welcome(body_of(ty, body, id)?),
         "reject" => Message::Reject(body_of(ty, body, id)?),
-        "heartbeat" => Message::Heartbeat(if body.is_null() {
+        "heartbeat" => Message::Heartbeat(if body == "null" {
             Default::default()
         } else {
             body_of(ty, body, id)?
@@ -270,9 +277,55 @@ fn decode_body(ty: &str, body: Value, id: &MessageId) -> Result<Message, DecodeE
     })
 }
 
-fn decode_request(body: Value, id: &MessageId) -> Result<Request, DecodeError> {
-    let op = body.get("op").and_then(Value::as_str).map(str::to_owned);
-    let Some(op) = op else {
+/// The `op` of a request body: the last `op` key's string, `None` when there is none, it is
+/// not a string, or the body is not a JSON object. Other keys are skipped, not built.
+fn request_op(body: &str) -> Option<Cow<'_, str>> {
+    struct OpOf;
+    impl<'de> serde::de::Visitor<'de> for OpOf {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a request object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut op = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "op" {
+                    op = match map.next_value::<Value>()? {
+                        Value::String(s) => Some(Cow::Owned(s)),
+                        _ => None,
+                    };
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(op)
+        }
+    }
+    struct Op<'a>(Option<Cow<'a, str>>);
+    impl<'de> Deserialize<'de> for Op<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(OpOf).map(Op)
+        }
+    }
+    serde_json::from_str::<Op>(body).ok().and_then(|o| o.0)
+}
+
+/// The `runPipeline` body, decoded straight from the frame's text (the hot path: one per
+/// run). Same fields and defaults as [`Request::RunPipeline`]; `op` is skipped.
+#[derive(Deserialize)]
+struct RunPipelineBody {
+    pipeline: Box<crate::IngestionPipeline>,
+    #[serde(default)]
+    service: Option<Value>,
+    #[serde(default)]
+    options: crate::RunOptions,
+}
+
+fn decode_request(body: &str, id: &MessageId) -> Result<Request, DecodeError> {
+    let Some(op) = request_op(body) else {
         return Err(DecodeError::Body {
             what: "request".into(),
             reason: "field `op` (the operation) is missing or not a string".into(),
@@ -280,19 +333,36 @@ fn decode_request(body: Value, id: &MessageId) -> Result<Request, DecodeError> {
             is_request: true,
         });
     };
-    if !Request::OPS.contains(&op.as_str()) {
+    if !Request::OPS.contains(&op.as_ref()) {
         return Err(DecodeError::UnknownOperation {
             hint: did_you_mean(&op, Request::OPS),
             op: truncate(&op, 64),
             id: Some(id.clone()),
         });
     }
-    serde_json::from_value(body).map_err(|e| DecodeError::Body {
-        what: op,
-        reason: e.to_string(),
-        id: Some(id.clone()),
-        is_request: true,
-    })
+    let decoded = match op.as_ref() {
+        "runPipeline" => serde_json::from_str::<RunPipelineBody>(body)
+            .map(|b| Request::RunPipeline {
+                pipeline: b.pipeline,
+                service: b.service,
+                options: b.options,
+            })
+            .ok(),
+        _ => serde_json::from_str::<Request>(body).ok(),
+    };
+    if let Some(request) = decoded {
+        return Ok(request);
+    }
+    // Not decoded straight from the text (a malformed body, or a duplicate key, which a JSON
+    // tree collapses): the general way, through a JSON tree, which also words the error.
+    serde_json::from_str::<Value>(body)
+        .and_then(serde_json::from_value::<Request>)
+        .map_err(|e| DecodeError::Body {
+            what: op.into_owned(),
+            reason: e.to_string(),
+            id: Some(id.clone()),
+            is_request: true,
+        })
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -380,6 +450,63 @@ mod tests {
         assert!(nesting_depth_exceeds(r#"{"a":[[{}]]}"#, 3));
         assert!(!nesting_depth_exceeds(r#"{"a":[[{}]]}"#, 4));
         assert!(!nesting_depth_exceeds(r#"{"a":"\"[[[["}"#, 1));
+    }
+
+    /// The direct decode of request bodies gives what the general path (a JSON tree, then
+    /// the enum) gives, on bodies shaped unlike our encoder's output.
+    #[test]
+    fn direct_request_decode_agrees_with_the_general_path() {
+        let p = r#"{"name":"p","fullyQualifiedName":"s.p","pipelineType":"metadata","x-extra":[1,{"a":null}]}"#;
+        let bodies = [
+            format!(r#"{{"op":"runPipeline","pipeline":{p}}}"#),
+            format!(r#"{{"pipeline":{p},"service":null,"op":"runPipeline"}}"#),
+            format!(r#"{{"op":"run\u0050ipeline","pipeline":{p},"options":{{"runId":"r-1"}}}}"#),
+            format!(
+                r#"{{"op":"runPipeline","pipeline":{p},"service":{{"a":1}},"options":{{"configOverride":{{"k":"v"}}}},"unknown":true}}"#
+            ),
+            format!(r#"{{"op":"runPipeline","pipeline":{p},"pipeline":{p}}}"#),
+            format!(r#"{{"op":"deployPipeline","op":"runPipeline","pipeline":{p}}}"#),
+            format!(r#"{{"op":"deployPipeline","pipeline":{p},"service":{{"b":2}}}}"#),
+            format!(r#"{{"op":"killIngestionRun","pipeline":{p},"runId":"r"}}"#),
+            r#"{"op":"ping"}"#.to_owned(),
+            r#"{"op":"getServiceStatus","extra":1}"#.to_owned(),
+        ];
+        let id = MessageId::new("m".to_owned(), 64).unwrap();
+        for body in &bodies {
+            let general = serde_json::from_str::<Value>(body)
+                .and_then(serde_json::from_value::<Request>)
+                .unwrap();
+            assert_eq!(decode_request(body, &id).unwrap(), general, "{body}");
+        }
+        let bad = [
+            r#"{"op":"runPipeline"}"#,
+            r#"{"op":"runPipeline","pipeline":{"name":1}}"#,
+            r#"{"op":"killIngestionRun","pipeline":{"name":"p","pipelineType":"metadata"}}"#,
+        ];
+        for body in bad {
+            let general = serde_json::from_str::<Value>(body)
+                .and_then(serde_json::from_value::<Request>)
+                .unwrap_err()
+                .to_string();
+            match decode_request(body, &id).unwrap_err() {
+                DecodeError::Body { reason, .. } => assert_eq!(reason, general, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        for body in [
+            "[\"runPipeline\"]",
+            "null",
+            r#"{"op":7}"#,
+            r#"{"ops":"ping"}"#,
+        ] {
+            assert!(
+                matches!(
+                    decode_request(body, &id),
+                    Err(DecodeError::Body { ref reason, .. }) if reason.contains("`op`")
+                ),
+                "{body}"
+            );
+        }
     }
 
     #[test]

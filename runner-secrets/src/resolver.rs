@@ -389,10 +389,7 @@ impl SecretResolver {
 
     /// [`Self::resolve_config`] taking the config by value: it becomes
     /// [`ResolvedConfig::original`] without a copy.
-    pub async fn resolve_config_owned(
-        &self,
-        config: Value,
-    ) -> Result<ResolvedConfig, SecretError> {
+    pub async fn resolve_config_owned(&self, config: Value) -> Result<ResolvedConfig, SecretError> {
         let found = find_references(&config)?;
         let refs: Vec<SecretRef> = found.iter().map(|f| f.reference.clone()).collect();
         let results = self.resolve_all(&refs).await;

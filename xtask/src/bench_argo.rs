@@ -40,6 +40,8 @@ const LARGE: usize = 10_000;
 /// Rounds of the 1,000 burst (each path into fresh fakes and a fresh runner); the median
 /// round is reported.
 const ROUNDS: usize = 5;
+/// Requests sent before each measured burst, on each path (other pipelines and run ids).
+const WARMUP: usize = 64;
 /// Requests in flight, on both paths.
 const IN_FLIGHT: usize = 32;
 /// Window over which the runner's Argo API requests are counted.
@@ -575,6 +577,9 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     let bodies: Vec<Workflow> = (0..BURST)
         .map(|i| workflow(&bc, i))
         .collect::<anyhow::Result<_>>()?;
+    let warm_bodies: Vec<Workflow> = (BURST..BURST + WARMUP)
+        .map(|i| workflow(&bc, i))
+        .collect::<anyhow::Result<_>>()?;
 
     // 1. The burst, in rounds. A round: the bodies straight to a fresh fake Argo, then the
     //    same requests through a fresh runner into another fresh fake. One burst lasts about
@@ -597,11 +602,13 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
                 env.get(k).cloned()
             }
         })?)?;
+        // Warm-up, not measured: connections opened, caches filled, on both paths alike.
+        let warm = direct_burst(&client, &warm_bodies).await;
         let cpu0 = cpu_time("self")?;
         let direct = direct_burst(&client, &bodies).await;
         let direct_cpu = cpu_time("self")? - cpu0;
         let direct_rejected = fake.rejected().len();
-        if fake.workflows().len() != BURST || direct.failures > 0 {
+        if fake.workflows().len() != BURST + WARMUP || direct.failures + warm.failures > 0 {
             bail!(
                 "direct path: {} workflows stored, {} failures (first: {:?})",
                 fake.workflows().len(),
@@ -614,9 +621,17 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
 
         let rig = Rig::start("1000").await?;
         let idle_rss = util::rss_kib(rig.pid)?;
-        let base_requests = rig.fake.request_count();
         // The protocol hop alone: no-op pings, same harness, same number in flight.
         let pings = runner_burst(&rig.cp, (0..BURST).map(|_| Request::Ping {}).collect()).await;
+        let warm = runner_burst(&rig.cp, (BURST..BURST + WARMUP).map(run_request).collect()).await;
+        if warm.failures > 0 {
+            bail!(
+                "{} warm-up requests failed; first: {:?}",
+                warm.failures,
+                warm.first_failure
+            );
+        }
+        let base_requests = rig.fake.request_count();
         if pings.failures > 0 {
             println!(
                 "   {} pings failed: {:?}",
@@ -654,8 +669,12 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
             burst_requests: rig.fake.request_count() - base_requests,
             idle_rss,
         });
-        if let Some(old) = kept.replace(rig) {
-            old.stop().await?;
+        // Nothing of this round may run during the next one (its fake moves 1,000 runs to
+        // Running a second after they were created, and its runner reports them).
+        if r < ROUNDS {
+            rig.stop().await?;
+        } else {
+            kept = Some(rig);
         }
     }
     let rig = kept.context("no round ran")?;
@@ -741,7 +760,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let t1000 = track(&rig, BURST).await?;
+    let t1000 = track(&rig, BURST + WARMUP).await?;
     let peak_rss = hwm_kib(rig.pid)?;
     let stored = rig.fake.workflows().len();
     rig.stop().await?;

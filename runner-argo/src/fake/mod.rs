@@ -448,11 +448,11 @@ fn err_body(status: StatusCode, code: i64, message: &str) -> Response {
         .unwrap_or_default()
 }
 
-fn ok_json(v: &Value) -> Response {
+fn ok_json<T: serde::Serialize + ?Sized>(v: &T) -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(v.to_string()))
+        .body(Body::from(serde_json::to_vec(v).unwrap_or_default()))
         .unwrap_or_default()
 }
 
@@ -1048,7 +1048,7 @@ async fn handle(
             }
             let list = json!({"metadata": meta, "items": if page.is_empty() { Value::Null } else { Value::Array(page) }});
             match Fields::parse(q.get("fields"), "") {
-                Some(f) => ok_json(&f.select(&list)),
+                Some(f) => ok_json(&f.view(&list)),
                 None => ok_json(&list),
             }
         }
@@ -1436,37 +1436,69 @@ impl Fields {
         (!paths.is_empty()).then_some(Fields(paths))
     }
 
-    fn select(&self, v: &Value) -> Value {
-        fn sel(v: &Value, paths: &[&[String]]) -> Option<Value> {
-            if paths.iter().any(|p| p.is_empty()) {
-                return Some(v.clone());
-            }
-            match v {
-                Value::Object(m) => {
-                    let mut out = serde_json::Map::new();
-                    for (k, x) in m {
-                        let sub: Vec<&[String]> = paths
+    /// `v` with only the selected parts, as a serializable view (nothing is copied).
+    fn view<'a>(&'a self, v: &'a Value) -> Selected<'a> {
+        Selected {
+            v,
+            paths: self.0.iter().map(Vec::as_slice).collect(),
+        }
+    }
+}
+
+/// A [`Fields`] selection of a JSON value, serialized on the fly.
+struct Selected<'a> {
+    v: &'a Value,
+    paths: Vec<&'a [String]>,
+}
+
+impl Selected<'_> {
+    /// A part is kept when a path ends at it, or goes on into it and it has parts.
+    fn keeps(&self) -> bool {
+        self.paths.iter().any(|p| p.is_empty())
+            || matches!(self.v, Value::Object(_) | Value::Array(_))
+    }
+}
+
+impl serde::Serialize for Selected<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        if self.paths.iter().any(|p| p.is_empty()) {
+            return self.v.serialize(s);
+        }
+        match self.v {
+            Value::Object(m) => {
+                let mut map = s.serialize_map(None)?;
+                for (k, x) in m {
+                    let part = Selected {
+                        v: x,
+                        paths: self
+                            .paths
                             .iter()
                             .filter(|p| p[0] == *k)
                             .map(|p| &p[1..])
-                            .collect();
-                        if sub.is_empty() {
-                            continue;
-                        }
-                        if let Some(y) = sel(x, &sub) {
-                            out.insert(k.clone(), y);
-                        }
+                            .collect(),
+                    };
+                    if !part.paths.is_empty() && part.keeps() {
+                        map.serialize_entry(k, &part)?;
                     }
-                    Some(Value::Object(out))
                 }
-                Value::Array(a) => Some(Value::Array(
-                    a.iter().filter_map(|x| sel(x, paths)).collect(),
-                )),
-                _ => None,
+                map.end()
             }
+            Value::Array(a) => {
+                let mut seq = s.serialize_seq(None)?;
+                for x in a {
+                    let part = Selected {
+                        v: x,
+                        paths: self.paths.clone(),
+                    };
+                    if part.keeps() {
+                        seq.serialize_element(&part)?;
+                    }
+                }
+                seq.end()
+            }
+            _ => s.serialize_unit(),
         }
-        let paths: Vec<&[String]> = self.0.iter().map(Vec::as_slice).collect();
-        sel(v, &paths).unwrap_or(Value::Null)
     }
 }
 
@@ -1492,7 +1524,7 @@ fn frame(sse: bool, v: &Value) -> Bytes {
 }
 
 /// `{"result": v}` as a frame, written straight from `v` (no copy of the object first).
-fn result_frame(sse: bool, v: &Value) -> Bytes {
+fn result_frame<T: serde::Serialize + ?Sized>(sse: bool, v: &T) -> Bytes {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(if sse {
         &b"data: {\"result\":"[..]
@@ -1552,7 +1584,7 @@ fn stream_response(
         if let Some(v) = st.initial.pop_front() {
             st.sent += 1;
             let b = match st.live.as_ref().and_then(|l| l.fields.as_ref()) {
-                Some(f) => result_frame(st.sse, &f.select(&v)),
+                Some(f) => result_frame(st.sse, &f.view(&v)),
                 None => result_frame(st.sse, &v),
             };
             return Some((Ok(b), st));
@@ -1600,7 +1632,7 @@ fn stream_response(
                         live.last_rv = rv;
                         st.sent += 1;
                         let b = match &live.fields {
-                            Some(f) => result_frame(st.sse, &f.select(&ev)),
+                            Some(f) => result_frame(st.sse, &f.view(&ev)),
                             None => result_frame(st.sse, &ev),
                         };
                         return Some((Ok(b), st));

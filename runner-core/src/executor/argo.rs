@@ -435,13 +435,19 @@ impl Executor for ArgoExecutor {
         })
     }
 
-    async fn run(&self, spec: RunSpec) -> Result<PipelineStatus, ExecutorError> {
-        let mut pj = pipeline_json(&spec.pipeline)?;
-        if let Some(over) = spec.config_override.as_ref()
-            && let Some(sc) = pj.get_mut("sourceConfig").and_then(Value::as_object_mut)
-        {
-            sc.insert("config".into(), over.clone());
-        }
+    async fn run(&self, mut spec: RunSpec) -> Result<PipelineStatus, ExecutorError> {
+        let pj = match std::mem::take(&mut spec.pipeline_json) {
+            pj @ Value::Object(_) => pj,
+            _ => {
+                let mut pj = pipeline_json(&spec.pipeline)?;
+                if let Some(over) = spec.config_override.as_ref()
+                    && let Some(sc) = pj.get_mut("sourceConfig").and_then(Value::as_object_mut)
+                {
+                    sc.insert("config".into(), over.clone());
+                }
+                pj
+            }
+        };
         // The dispatcher built this run's config and resolved it; the Workflow gets the
         // unresolved one (pod delivery) or the resolved one goes into its Secret (runner
         // delivery): built once, resolved once.

@@ -512,6 +512,7 @@ impl Inner {
                         trigger: Trigger::Schedule,
                         masker: p.masker,
                         config_override: None,
+                        pipeline_json: p.pipeline,
                     })),
                     Err(e) => Err(ExecutorError::InvalidRequest(e.message)),
                 };

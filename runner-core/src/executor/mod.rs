@@ -86,6 +86,9 @@ pub struct RunSpec {
     /// The control plane's replacement of `sourceConfig.config` (already applied to
     /// `workflow_config`; executors that build their own objects apply it themselves).
     pub config_override: Option<Value>,
+    /// The pipeline as JSON with `config_override` applied, when the preparer built it
+    /// ([`crate::prepare::PreparedConfig::pipeline`]); `Null` when not.
+    pub pipeline_json: Value,
 }
 
 /// An automation workflow (test connection and friends) to run once.
