@@ -305,6 +305,17 @@ fn burst_of(wall: Duration, results: Vec<(Duration, Result<(), String>)>) -> Bur
     }
 }
 
+/// The direct path's client: the runner's effective settings, pointed at `fake`.
+fn client_for(fake: &FakeArgo, env: &HashMap<String, String>) -> anyhow::Result<ArgoClient> {
+    Ok(ArgoClient::new(ArgoClientConfig::from_lookup(|k| {
+        if k == "PIPELINE_SERVICE_CLIENT_ENDPOINT" {
+            Some(fake.url())
+        } else {
+            env.get(k).cloned()
+        }
+    })?)?)
+}
+
 /// Posts `bodies` straight to the fake, `IN_FLIGHT` at a time.
 async fn direct_burst(client: &ArgoClient, bodies: &[Workflow]) -> Burst {
     let t0 = Instant::now();
@@ -595,13 +606,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         );
         let fake = FakeArgo::start(fake_config()).await?;
         validating = fake.validating();
-        let client = ArgoClient::new(ArgoClientConfig::from_lookup(|k| {
-            if k == "PIPELINE_SERVICE_CLIENT_ENDPOINT" {
-                Some(fake.url())
-            } else {
-                env.get(k).cloned()
-            }
-        })?)?;
+        let client = client_for(&fake, &env)?;
         // Warm-up, not measured: connections opened, caches filled, on both paths alike.
         let warm = direct_burst(&client, &warm_bodies).await;
         let cpu0 = cpu_time("self")?;
@@ -790,13 +795,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         .map(|i| workflow(&bc, i))
         .collect::<anyhow::Result<_>>()?;
     let fake = FakeArgo::start(fake_config()).await?;
-    let client = ArgoClient::new(ArgoClientConfig::from_lookup(|k| {
-        if k == "PIPELINE_SERVICE_CLIENT_ENDPOINT" {
-            Some(fake.url())
-        } else {
-            env.get(k).cloned()
-        }
-    })?)?;
+    let client = client_for(&fake, &env)?;
     let direct_l = direct_burst(&client, &bodies_l).await;
     drop((client, fake, bodies_l));
     let rig = Rig::start("10000").await?;
