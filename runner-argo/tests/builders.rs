@@ -763,3 +763,59 @@ fn workflow_config_per_pipeline_type() {
     );
     snapshot("workflow_config_by_type", &Value::Object(all));
 }
+
+/// `SERVER_HOST_API_URL` reaches a schedule's config as it reaches a manual run's: the pods
+/// of scheduled runs report to the same platform API.
+#[test]
+fn server_host_api_url_reaches_the_schedule_and_the_run() {
+    let url = "https://metadata.internal.example.com/api";
+    for delivery in [SecretsDelivery::Runner, SecretsDelivery::Pod] {
+        let bc = BuildConfig {
+            server_host_api_url: Some(url.into()),
+            secrets_delivery: delivery,
+            ..full_config()
+        };
+        let pipeline = fixture("pipeline_metadata.json");
+        let service = fixture("service_mysql.json");
+        let cron = build_cron_workflow(&bc, &pipeline, Some(&service))
+            .unwrap()
+            .expect("scheduled");
+        let run = build_run_workflow(
+            &bc,
+            &RunRequest {
+                pipeline: &pipeline,
+                service: Some(&service),
+                run_id: "run-h",
+                overrides: None,
+            },
+        )
+        .unwrap();
+        let configs: Vec<serde_json::Value> = match delivery {
+            SecretsDelivery::Runner => vec![cron.config.unwrap(), run.config.unwrap()],
+            SecretsDelivery::Pod => [
+                serde_json::to_value(&cron.cron_workflow.spec.workflow_spec).unwrap(),
+                serde_json::to_value(&run.workflow.spec).unwrap(),
+            ]
+            .iter()
+            .map(|spec| {
+                let text = spec["templates"][0]["container"]["env"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["name"] == "config")
+                    .unwrap()["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                serde_json::from_str(&text).unwrap()
+            })
+            .collect(),
+        };
+        for c in configs {
+            assert_eq!(
+                c["workflowConfig"]["openMetadataServerConfig"]["hostPort"], url,
+                "{delivery:?}"
+            );
+        }
+    }
+}

@@ -109,16 +109,8 @@ impl Preparer {
             pipeline,
         } = crate::workflow_config::build(pipeline, service, run_id, config_override)
             .map_err(|e| e.to_body())?;
-        if let Some(url) = &self.server_host_api_url
-            && let Some(wc) = config
-                .get_mut("workflowConfig")
-                .and_then(Value::as_object_mut)
-        {
-            let server = wc.entry("openMetadataServerConfig").or_insert(Value::Null);
-            if !server.is_object() {
-                *server = Value::Object(Default::default());
-            }
-            server["hostPort"] = Value::String(url.clone());
+        if let Some(url) = &self.server_host_api_url {
+            runner_argo::build::set_server_host(&mut config, url);
         }
         let mut prepared = self.resolve(config).await?;
         prepared.pipeline = pipeline;

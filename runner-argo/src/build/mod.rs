@@ -21,7 +21,9 @@ use crate::model::{
 };
 pub use envs::parse_extra_envs;
 pub use names::*;
-pub use wfconfig::{MAX_CONFIG_BYTES, check_config_size, config_text, workflow_config};
+pub use wfconfig::{
+    MAX_CONFIG_BYTES, check_config_size, config_text, set_server_host, workflow_config,
+};
 
 /// Why a build was refused. `Forbidden` is the control plane asking for something only
 /// the operator may set; `Invalid` / `Missing` are bad requests; `Config` is the
@@ -148,6 +150,10 @@ pub struct BuildConfig {
     /// e.g. `SECRETS_MANAGER` and the provider's settings. Never secret values: use
     /// `valueFrom` for credentials.
     pub pod_env: Vec<EnvVar>,
+    /// `SERVER_HOST_API_URL`: the platform API the workloads report to; replaces
+    /// `workflowConfig.openMetadataServerConfig.hostPort` of every config built here (a
+    /// schedule's too), as the dispatcher does for manual runs.
+    pub server_host_api_url: Option<String>,
 }
 
 impl Default for BuildConfig {
@@ -172,6 +178,7 @@ impl Default for BuildConfig {
             secrets_delivery: SecretsDelivery::Runner,
             dynamic_ingestion_version: false,
             pod_env: Vec::new(),
+            server_host_api_url: None,
         }
     }
 }
@@ -207,6 +214,7 @@ impl BuildConfig {
         if let Some((_, v)) = val(&["AGENT_ID"]) {
             c.runner_id = v;
         }
+        c.server_host_api_url = val(&["SERVER_HOST_API_URL"]).map(|x| x.1);
         c.image = val(&["INGESTION_IMAGE", "ARGO_INGESTION_IMAGE"])
             .map(|x| x.1)
             .ok_or_else(|| BuildError::Config("INGESTION_IMAGE is not set: set it to the ingestion image, e.g. docker.getcollate.io/openmetadata/ingestion-base:1.9.0".into()))?;
@@ -818,7 +826,13 @@ fn run_workflow(
     let name = workflow_name(&c.name, &c.fqn, req.run_id);
     let config = match config {
         Some(c) => c,
-        None => workflow_config(req.pipeline, req.service, Some(req.run_id))?,
+        None => {
+            let mut config = workflow_config(req.pipeline, req.service, Some(req.run_id))?;
+            if let Some(url) = &bc.server_host_api_url {
+                set_server_host(&mut config, url);
+            }
+            config
+        }
     };
     let (env, secret) = config_env(bc, &name, &config)?;
     let spec = workflow_spec(
@@ -937,7 +951,10 @@ pub fn build_cron_workflow(
             .and_then(Value::as_str),
     )?;
     let name = cron_workflow_name(&c.name, &c.fqn);
-    let config = workflow_config(pipeline, service, None)?;
+    let mut config = workflow_config(pipeline, service, None)?;
+    if let Some(url) = &bc.server_host_api_url {
+        set_server_host(&mut config, url);
+    }
     let (env, secret) = config_env(bc, &name, &config)?;
     let spec = workflow_spec(
         bc,

@@ -182,6 +182,22 @@ pub fn workflow_config(
     Ok(out)
 }
 
+/// Points a workflow config at the platform API `url` (`SERVER_HOST_API_URL`): sets
+/// `workflowConfig.openMetadataServerConfig.hostPort`, creating the object when it is missing.
+pub fn set_server_host(config: &mut Value, url: &str) {
+    let Some(wc) = config
+        .get_mut("workflowConfig")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let server = wc.entry("openMetadataServerConfig").or_insert(Value::Null);
+    if !server.is_object() {
+        *server = Value::Object(Default::default());
+    }
+    server["hostPort"] = Value::String(url.to_owned());
+}
+
 fn strip_nulls(v: &mut Value) {
     if let Value::Object(m) = v {
         m.retain(|_, x| !x.is_null());

@@ -85,6 +85,7 @@ pub fn full_config() -> BuildConfig {
         secrets_delivery: SecretsDelivery::Runner,
         dynamic_ingestion_version: false,
         pod_env: vec![],
+        server_host_api_url: None,
     }
 }
 
