@@ -86,6 +86,17 @@ result.object.status.phase,result.object.status.message,result.object.status.sta
 result.object.status.finishedAt,result.object.status.progress,result.object.status.nodes,\
 result.object.kind,result.object.message,result.object.reason,result.object.code";
 
+/// The same parts of each workflow for [`ArgoClient::list_workflows`], plus the list's
+/// resourceVersion and continue token: a runner restarting next to 10,000 runs lists their
+/// metadata and status, not 10,000 specs.
+pub const LIST_FIELDS: &str = "metadata.resourceVersion,metadata.continue,\
+items.metadata.name,items.metadata.namespace,items.metadata.uid,\
+items.metadata.resourceVersion,items.metadata.creationTimestamp,\
+items.metadata.labels,items.metadata.annotations,\
+items.spec.shutdown,\
+items.status.phase,items.status.message,items.status.startedAt,\
+items.status.finishedAt,items.status.progress,items.status.nodes";
+
 #[derive(Debug, Clone)]
 pub struct ArgoClientConfig {
     /// `PIPELINE_SERVICE_CLIENT_ENDPOINT`, e.g. `https://argo-server.argo:2746`.
@@ -602,6 +613,7 @@ impl ArgoClient {
             if let Some(c) = &cont {
                 q.push(("listOptions.continue", c.clone()));
             }
+            q.push(("fields", LIST_FIELDS.to_owned()));
             let page: WorkflowList = self
                 .call(
                     Method::GET,

@@ -1117,6 +1117,25 @@ async fn list_honours_fields_per_item() {
         assert!(it["metadata"]["name"].is_string(), "{it}");
     }
     assert!(list["metadata"]["resourceVersion"].is_string(), "{list}");
+
+    // The client's own list asks for metadata, spec.shutdown and status only.
+    let listed = c.list_workflows(NS, &selector()).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+    let asked = fake
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == format!("/api/v1/workflows/{NS}"))
+        .expect("the list request");
+    assert!(
+        asked.query.contains("fields=metadata.resourceVersion"),
+        "{}",
+        asked.query
+    );
+    for wf in &listed.items {
+        assert!(wf.spec.templates.is_empty(), "no spec: {:?}", wf.spec);
+        assert!(map_workflow(wf).run_id.is_some(), "labels kept");
+        assert!(wf.metadata.uid.is_some(), "metadata kept");
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
