@@ -116,9 +116,16 @@ fn runner_env(server_url: &str, argo_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn runner_command(env: &[(&'static str, String)]) -> tokio::process::Command {
+fn runner_command(env: &[(&'static str, String)], placement: Placement) -> tokio::process::Command {
     let runner_bin = util::target_dir().join("release").join("ingestion-runner");
-    let mut cmd = tokio::process::Command::new(runner_bin);
+    let mut cmd = match placement {
+        Placement::Shared => tokio::process::Command::new(runner_bin),
+        Placement::OwnCore => {
+            let mut c = tokio::process::Command::new("taskset");
+            c.arg("-c").arg("1").arg(runner_bin);
+            c
+        }
+    };
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .stdin(Stdio::null())
@@ -132,10 +139,13 @@ fn runner_command(env: &[(&'static str, String)]) -> tokio::process::Command {
 /// The runner's effective settings (defaults included), from `ingestion-runner config --json`:
 /// what the direct path builds its bodies and its client from, so both send the same.
 async fn effective_settings() -> anyhow::Result<HashMap<String, String>> {
-    let out = runner_command(&runner_env("ws://127.0.0.1:9/agent", "http://127.0.0.1:9"))
-        .args(["config", "--json"])
-        .output()
-        .await?;
+    let out = runner_command(
+        &runner_env("ws://127.0.0.1:9/agent", "http://127.0.0.1:9"),
+        Placement::Shared,
+    )
+    .args(["config", "--json"])
+    .output()
+    .await?;
     if !out.status.success() {
         bail!(
             "ingestion-runner config failed: {}",
@@ -431,7 +441,7 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(label: &str) -> anyhow::Result<Rig> {
+    async fn start(label: &str, placement: Placement) -> anyhow::Result<Rig> {
         let fake = FakeArgo::start(fake_config()).await?;
         let cp = MockControlPlane::start(MockOptions {
             token: TOKEN.into(),
@@ -440,7 +450,7 @@ impl Rig {
         .await?;
         let log = util::target_dir().join(format!("bench-argo-runner-{label}.log"));
         let log_file = std::fs::File::create(&log)?;
-        let child = runner_command(&runner_env(&cp.url(), &fake.url()))
+        let child = runner_command(&runner_env(&cp.url(), &fake.url()), placement)
             .arg("run")
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -567,50 +577,68 @@ async fn track(rig: &Rig, runs: usize) -> anyhow::Result<Tracking> {
     })
 }
 
-/// `quick`: only the 1,000 burst on both paths (about 30 s once built), for iterating on the
-/// runner's per-request cost.
-async fn inner(quick: bool) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    // Other work on the machine skews every figure here: say how busy it was.
-    let loadavg = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default()
-    };
-    let load_before = loadavg();
+/// Where the processes run during a round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Placement {
+    /// Every process may use every core (the harness and the runner compete).
+    Shared,
+    /// The harness (client, mock control plane, fakes) on CPU 0, the runner on CPU 1, as in a
+    /// cluster where the runner's pod has its own CPU (`taskset`).
+    OwnCore,
+}
 
-    // The bodies of the direct path, from the runner's own settings.
-    let env = effective_settings().await?;
-    let lookup = |k: &str| env.get(k).cloned();
-    let bc = BuildConfig::from_lookup(lookup)?;
-    let bodies: Vec<Workflow> = (0..BURST)
-        .map(|i| workflow(&bc, i))
-        .collect::<anyhow::Result<_>>()?;
-    let warm_bodies: Vec<Workflow> = (BURST..BURST + WARMUP)
-        .map(|i| workflow(&bc, i))
-        .collect::<anyhow::Result<_>>()?;
+impl Placement {
+    fn label(self) -> &'static str {
+        match self {
+            Placement::Shared => "",
+            Placement::OwnCore => " (runner on CPU 1, harness on CPU 0)",
+        }
+    }
+}
 
-    // 1. The burst, in rounds. A round: the bodies straight to a fresh fake Argo, then the
-    //    same requests through a fresh runner into another fresh fake. One burst lasts about
-    //    0.2 s on 2 shared cores, so one round's ratio is noisy: the table shows the round
-    //    with the median throughput ratio, and every round's ratio. The last round's runner
-    //    stays for the tracking figures.
+/// Sets the CPU affinity of every thread of this process (`taskset -a -p`); threads started
+/// later inherit it.
+fn pin_harness(cpus: &str) -> anyhow::Result<()> {
+    let pid = std::process::id().to_string();
+    let out = std::process::Command::new("taskset")
+        .args(["-a", "-cp", cpus, &pid])
+        .output()
+        .context("running taskset (util-linux)")?;
+    if !out.status.success() {
+        bail!(
+            "taskset -a -cp {cpus} {pid} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The 1,000 burst in [`ROUNDS`] rounds. A round: the bodies straight to a fresh fake Argo,
+/// then the same requests through a fresh runner into another fresh fake, each after a
+/// warm-up. One burst lasts about 0.2 s on 2 shared cores, so one round's ratio is noisy:
+/// the caller reports the median round and every round's ratio. The last round's runner is
+/// returned (for the tracking figures); the others are stopped before the next round starts.
+async fn burst_rounds(
+    env: &HashMap<String, String>,
+    bodies: &[Workflow],
+    warm_bodies: &[Workflow],
+    placement: Placement,
+) -> anyhow::Result<(Vec<Round>, Rig, bool)> {
     let mut rounds: Vec<Round> = Vec::with_capacity(ROUNDS);
     let mut validating = false;
     let mut kept: Option<Rig> = None;
     for r in 1..=ROUNDS {
         println!(
-            "== round {r}/{ROUNDS}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh runner; {IN_FLIGHT} in flight"
+            "== round {r}/{ROUNDS}{}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh runner; {IN_FLIGHT} in flight",
+            placement.label()
         );
         let fake = FakeArgo::start(fake_config()).await?;
         validating = fake.validating();
-        let client = client_for(&fake, &env)?;
+        let client = client_for(&fake, env)?;
         // Warm-up, not measured: connections opened, caches filled, on both paths alike.
-        let warm = direct_burst(&client, &warm_bodies).await;
+        let warm = direct_burst(&client, warm_bodies).await;
         let cpu0 = cpu_time("self")?;
-        let direct = direct_burst(&client, &bodies).await;
+        let direct = direct_burst(&client, bodies).await;
         let direct_cpu = cpu_time("self")? - cpu0;
         let direct_rejected = fake.rejected().len();
         if fake.workflows().len() != BURST + WARMUP || direct.failures + warm.failures > 0 {
@@ -624,7 +652,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         drop(client);
         drop(fake);
 
-        let rig = Rig::start("1000").await?;
+        let rig = Rig::start("1000", placement).await?;
         let idle_rss = util::rss_kib(rig.pid)?;
         // The protocol hop alone: no-op pings, same harness, same number in flight.
         let pings = runner_burst(&rig.cp, (0..BURST).map(|_| Request::Ping {}).collect()).await;
@@ -683,18 +711,123 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         }
     }
     let rig = kept.context("no round ran")?;
-    let mut ratios: Vec<f64> = rounds.iter().map(Round::ratio).collect();
-    ratios.sort_by(f64::total_cmp);
-    let round_ratios = ratios
-        .iter()
-        .map(|r| format!("{r:.2}x"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let median = ratios[ratios.len() / 2];
-    let m = rounds
-        .iter()
-        .find(|r| r.ratio() == median)
-        .context("median round")?;
+    Ok((rounds, rig, validating))
+}
+
+/// The rounds again with the runner on a core of its own (see [`Placement::OwnCore`]), and
+/// one line saying what they measured. `None` on a machine with fewer than 2 cores.
+async fn own_core_rounds(
+    env: &HashMap<String, String>,
+    bodies: &[Workflow],
+    warm_bodies: &[Workflow],
+    cores: usize,
+) -> anyhow::Result<Option<String>> {
+    if cores < 2 {
+        return Ok(None);
+    }
+    pin_harness("0")?;
+    // The harness on one thread of its own (a current-thread runtime) on CPU 0: its client,
+    // mock control plane and fakes then never wait for each other's time slices on that core.
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<Vec<Round>> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let (rounds, rig, _) =
+                        burst_rounds(env, bodies, warm_bodies, Placement::OwnCore).await?;
+                    rig.stop().await?;
+                    Ok(rounds)
+                })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the own-core rounds panicked"))?
+    });
+    pin_harness(&format!("0-{}", cores - 1))?;
+    let rounds = result?;
+    let s = Summary::of(&rounds)?;
+    let m = s.median;
+    Ok(Some(format!(
+        "| {BURST} run requests, runner on CPU 1, harness on CPU 0 (median of {ROUNDS} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds) | <= 1.2x |",
+        m.through.throughput(),
+        m.through.p50,
+        m.through.p99,
+        m.direct.throughput(),
+        m.direct.p50,
+        m.direct.p99,
+        m.ratio(),
+        s.ratios,
+        s.p50,
+        s.p99,
+    )))
+}
+
+/// The median round (by throughput ratio) of a set of rounds, every round's ratio, and the
+/// medians over the rounds of the p50 and p99 ratios.
+struct Summary<'a> {
+    median: &'a Round,
+    ratios: String,
+    p50: f64,
+    p99: f64,
+}
+
+impl<'a> Summary<'a> {
+    fn of(rounds: &'a [Round]) -> anyhow::Result<Summary<'a>> {
+        let mut ratios: Vec<f64> = rounds.iter().map(Round::ratio).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = *ratios.get(ratios.len() / 2).context("no round ran")?;
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        Ok(Summary {
+            median: rounds
+                .iter()
+                .find(|r| r.ratio() == median)
+                .context("median round")?,
+            ratios: ratios
+                .iter()
+                .map(|r| format!("{r:.2}x"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            p50: median_of(rounds.iter().map(|r| ratio(r.through.p50, r.direct.p50))),
+            p99: median_of(rounds.iter().map(|r| ratio(r.through.p99, r.direct.p99))),
+        })
+    }
+}
+
+/// `quick`: only the 1,000 burst on both paths (about 30 s once built), for iterating on the
+/// runner's per-request cost.
+async fn inner(quick: bool) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    // Other work on the machine skews every figure here: say how busy it was.
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let load_before = loadavg();
+
+    // The bodies of the direct path, from the runner's own settings.
+    let env = effective_settings().await?;
+    let lookup = |k: &str| env.get(k).cloned();
+    let bc = BuildConfig::from_lookup(lookup)?;
+    let bodies: Vec<Workflow> = (0..BURST)
+        .map(|i| workflow(&bc, i))
+        .collect::<anyhow::Result<_>>()?;
+    let warm_bodies: Vec<Workflow> = (BURST..BURST + WARMUP)
+        .map(|i| workflow(&bc, i))
+        .collect::<anyhow::Result<_>>()?;
+
+    // 1. The burst, in rounds, the processes sharing the cores; then again with the runner on
+    //    a core of its own.
+    let (rounds, rig, validating) =
+        burst_rounds(&env, &bodies, &warm_bodies, Placement::Shared).await?;
+    let Summary {
+        median: m,
+        ratios: round_ratios,
+        ..
+    } = Summary::of(&rounds)?;
     let total = |f: fn(&Round) -> Duration| rounds.iter().map(f).sum::<Duration>();
     let (direct, through, pings) = (&m.direct, &m.through, &m.pings);
     let (direct_harness_cpu, through_harness_cpu, through_runner_cpu) = (
@@ -739,6 +872,9 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     }
     if quick {
         rig.stop().await?;
+        if let Some(line) = own_core_rounds(&env, &bodies, &warm_bodies, cores).await? {
+            println!("{line}");
+        }
         let per_req = |d: Duration| d.as_secs_f64() * 1e6 / BURST as f64;
         println!(
             "throughput {:.0}/s through vs {:.0}/s straight: **{:.2}x**; p50 {:.2?} vs {:.2?} ({:.2}x); p99 {:.2?} vs {:.2?} ({:.2}x)",
@@ -769,10 +905,12 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     let peak_rss = hwm_kib(rig.pid)?;
     let stored = rig.fake.workflows().len();
     rig.stop().await?;
+    println!("== the burst again, the runner on a core of its own");
+    let own_core = own_core_rounds(&env, &bodies, &warm_bodies, cores).await?;
 
     // 2. Tracking 10 and 100 runs: a fresh runner and fake.
     println!("== tracking 10, then 100 runs (fresh runner, fresh fake Argo)");
-    let rig = Rig::start("100").await?;
+    let rig = Rig::start("100", Placement::Shared).await?;
     let idle_rss_2 = util::rss_kib(rig.pid)?;
     let b10 = runner_burst(&rig.cp, (0..10).map(run_request).collect()).await;
     let t10 = track(&rig, 10).await?;
@@ -798,7 +936,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     let client = client_for(&fake, &env)?;
     let direct_l = direct_burst(&client, &bodies_l).await;
     drop((client, fake, bodies_l));
-    let rig = Rig::start("10000").await?;
+    let rig = Rig::start("10000", Placement::Shared).await?;
     let rcpu0 = cpu_time(&rig.pid.to_string())?;
     let through_l = runner_burst(&rig.cp, (0..LARGE).map(run_request).collect()).await;
     let runner_cpu_l = cpu_time(&rig.pid.to_string())? - rcpu0;
@@ -860,6 +998,9 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         "| latency max | {:.2?} | {:.2?} | - | - |",
         through.max, direct.max
     );
+    if let Some(line) = &own_core {
+        println!("{line}");
+    }
     let per_req = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6 / BURST as f64);
     println!(
         "| CPU per request: harness (fake Argo, mock control plane, client) | {} | {} | - | - |",
