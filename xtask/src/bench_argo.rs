@@ -5,6 +5,9 @@
 //!    in-process fake Argo Server, against posting the same Workflow bodies (built with
 //!    `build_run_workflow` from the same settings) straight to a fresh fake Argo with
 //!    `ArgoClient::create_workflow`, from the same harness, with the same number in flight.
+//!    In 5 rounds after a warm-up, each round isolated from the next (the median round is
+//!    reported), first with every process sharing the cores, then with the runner on a core
+//!    of its own (see [`Placement`]).
 //! 2. Argo API requests the runner makes over a fixed window while it tracks 10, 100 and 1,000
 //!    active runs (the fake's phase plan keeps them Running), scaled to per minute.
 //! 3. The runner's RSS while it tracks them.

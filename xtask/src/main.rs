@@ -51,7 +51,7 @@ fn main() -> ExitCode {
                 "                 Argo; Argo requests/min, RSS and CPU while tracking 10 .. 10,000 runs"
             );
             println!(
-                "                 --burst-only: the 1,000 burst alone (about 30 s once built)"
+                "                 --burst-only: the 1,000-burst rounds alone, both placements (about 1 min once built)"
             );
             println!("  bench-ops      start to /readyz, /metrics scrape cost, binary size");
             println!("  fuzz [--seconds N] [TARGET...]  run the cargo-fuzz targets (nightly)");
