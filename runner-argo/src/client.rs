@@ -74,28 +74,60 @@ impl RetryPolicy {
     }
 }
 
-/// The parts of each watch event the runner reads, as Argo Server's `fields` parameter (Argo's
-/// own UI does the same): metadata, `spec.shutdown` and the status. A Workflow's spec, most
-/// of its bytes (twice the workflow config with `SECRETS_DELIVERY=pod`), stays on the server.
-pub const WATCH_FIELDS: &str = "result.type,\
-result.object.metadata.name,result.object.metadata.namespace,result.object.metadata.uid,\
-result.object.metadata.resourceVersion,result.object.metadata.creationTimestamp,\
-result.object.metadata.labels,result.object.metadata.annotations,\
-result.object.spec.shutdown,\
-result.object.status.phase,result.object.status.message,result.object.status.startedAt,\
-result.object.status.finishedAt,result.object.status.progress,result.object.status.nodes,\
-result.object.kind,result.object.message,result.object.reason,result.object.code";
+/// The parts of a Workflow the runner reads (what [`crate::model::WorkflowSummary`] keeps):
+/// metadata, `spec.shutdown` and the status. Watch and list ask Argo Server for only these
+/// (its `fields` parameter, as Argo's own UI does), so a Workflow's spec, most of its bytes
+/// (twice the workflow config with `SECRETS_DELIVERY=pod`), stays on the server.
+pub const SUMMARY_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.resourceVersion",
+    "metadata.creationTimestamp",
+    "metadata.labels",
+    "metadata.annotations",
+    "spec.shutdown",
+    "status.phase",
+    "status.message",
+    "status.startedAt",
+    "status.finishedAt",
+    "status.progress",
+    "status.nodes",
+];
 
-/// The same parts of each workflow for [`ArgoClient::list_workflows`], plus the list's
-/// resourceVersion and continue token: a runner restarting next to 10,000 runs lists their
-/// metadata and status, not 10,000 specs.
-pub const LIST_FIELDS: &str = "metadata.resourceVersion,metadata.continue,\
-items.metadata.name,items.metadata.namespace,items.metadata.uid,\
-items.metadata.resourceVersion,items.metadata.creationTimestamp,\
-items.metadata.labels,items.metadata.annotations,\
-items.spec.shutdown,\
-items.status.phase,items.status.message,items.status.startedAt,\
-items.status.finishedAt,items.status.progress,items.status.nodes";
+/// A `fields` value: `extra`, then every [`SUMMARY_FIELDS`] path under `prefix`.
+fn summary_fields(prefix: &str, extra: &[&str]) -> String {
+    let mut out = extra.join(",");
+    for f in SUMMARY_FIELDS {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(prefix);
+        out.push_str(f);
+    }
+    out
+}
+
+/// `fields` of [`ArgoClient::watch_workflows`]: the event type, [`SUMMARY_FIELDS`] of each
+/// workflow, and what an error event's Kubernetes `Status` says.
+pub fn watch_fields() -> String {
+    summary_fields(
+        "result.object.",
+        &[
+            "result.type",
+            "result.object.kind",
+            "result.object.message",
+            "result.object.reason",
+            "result.object.code",
+        ],
+    )
+}
+
+/// `fields` of [`ArgoClient::list_workflows`]: the list's resourceVersion and continue token,
+/// and [`SUMMARY_FIELDS`] of each item (a runner restarting next to 10,000 runs lists no specs).
+pub fn list_fields() -> String {
+    summary_fields("items.", &["metadata.resourceVersion", "metadata.continue"])
+}
 
 #[derive(Debug, Clone)]
 pub struct ArgoClientConfig {
@@ -613,7 +645,7 @@ impl ArgoClient {
             if let Some(c) = &cont {
                 q.push(("listOptions.continue", c.clone()));
             }
-            q.push(("fields", LIST_FIELDS.to_owned()));
+            q.push(("fields", list_fields()));
             let page: WorkflowList = self
                 .call(
                     Method::GET,
@@ -979,7 +1011,7 @@ impl ArgoClient {
     /// the runner's workflows. Pass the list's `resourceVersion` to resume without a gap.
     /// The stream ends at EOF; re-list and re-watch then (see docs/argo.md).
     ///
-    /// The server sends only [`WATCH_FIELDS`] of each workflow (what
+    /// The server sends only [`watch_fields`] of each workflow (what
     /// [`crate::model::WorkflowSummary`] reads), not its spec.
     pub async fn watch_workflows(
         &self,
@@ -1007,7 +1039,7 @@ impl ArgoClient {
         if let Some(rv) = resource_version.filter(|r| !r.is_empty()) {
             q.push(("listOptions.resourceVersion", rv.to_owned()));
         }
-        q.push(("fields", WATCH_FIELDS.to_owned()));
+        q.push(("fields", watch_fields()));
         let url = self.url(&["api", "v1", "workflow-events", namespace], &q);
         self.open_stream(url, format, "workflow watch").await
     }

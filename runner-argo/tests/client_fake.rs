@@ -1073,7 +1073,7 @@ async fn watch_asks_only_for_the_fields_it_reads() {
         "{}/api/v1/workflow-events/{NS}?listOptions.labelSelector={}&fields={}",
         fake.url(),
         selector(),
-        runner_argo::client::WATCH_FIELDS
+        runner_argo::client::watch_fields()
     );
     let raw = raw_get(&url, Some(b"{\"result\"")).await;
     let at = find(&raw, b"{\"result\"").expect("a result frame");

@@ -448,12 +448,7 @@ fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
             std::time::Duration::from_secs(60),
             shutdown.clone(),
         ));
-        // On a worker thread, not this one (block_on): the session's wake-ups of the request
-        // tasks and theirs of it then stay on the runtime's workers.
-        let result = match tokio::spawn(runner.run(shutdown)).await {
-            Ok(r) => r.context("the runner stopped"),
-            Err(e) => Err(anyhow::anyhow!("the runner task failed: {e}")),
-        };
+        let result = runner.run(shutdown).await.context("the runner stopped");
         // Health stays up through the drain (readyz says why it is not ready), then stops.
         health_stop.cancel();
         for server in servers {

@@ -23,6 +23,20 @@ pub struct RunConfig {
     pub pipeline: Value,
 }
 
+/// Puts the control plane's `configOverride` in place of the pipeline's (JSON)
+/// `sourceConfig.config`, creating `sourceConfig` when it is missing.
+pub fn apply_override(pipeline: &mut Value, over: &Value) {
+    match pipeline
+        .get_mut("sourceConfig")
+        .and_then(Value::as_object_mut)
+    {
+        Some(sc) => {
+            sc.insert("config".into(), over.clone());
+        }
+        None => pipeline["sourceConfig"] = serde_json::json!({ "config": over }),
+    }
+}
+
 /// Builds the workflow config for one run. `config_override` replaces `sourceConfig.config`.
 pub fn build(
     pipeline: &IngestionPipeline,
@@ -48,12 +62,7 @@ pub fn build(
     guard::check_identifier("fullyQualifiedName", pipeline.fqn(), false).map_err(refused)?;
     guard::check_identifier("runId", run_id, true).map_err(refused)?;
     if let Some(over) = config_override {
-        match pj.get_mut("sourceConfig").and_then(Value::as_object_mut) {
-            Some(sc) => {
-                sc.insert("config".into(), over.clone());
-            }
-            None => pj["sourceConfig"] = serde_json::json!({ "config": over }),
-        }
+        apply_override(&mut pj, over);
     }
     let config = runner_argo::build::workflow_config(&pj, service, Some(run_id)).map_err(|e| {
         ExecutorError::InvalidRequest(format!("pipeline `{}`: {e}", pipeline.fqn()))

@@ -551,6 +551,21 @@ pub fn find_plaintext_secrets(v: &Value) -> Vec<String> {
     out
 }
 
+/// The workflow config built here (a schedule's, or a run's without one given), pointed at
+/// `SERVER_HOST_API_URL` when it is set.
+fn run_config(
+    bc: &BuildConfig,
+    pipeline: &Value,
+    service: Option<&Value>,
+    run_id: Option<&str>,
+) -> Result<Value, BuildError> {
+    let mut config = workflow_config(pipeline, service, run_id)?;
+    if let Some(url) = &bc.server_host_api_url {
+        set_server_host(&mut config, url);
+    }
+    Ok(config)
+}
+
 /// Env `config`: a secretKeyRef (runner mode) or the inline text (pod mode, after the check).
 fn config_env(
     bc: &BuildConfig,
@@ -826,13 +841,7 @@ fn run_workflow(
     let name = workflow_name(&c.name, &c.fqn, req.run_id);
     let config = match config {
         Some(c) => c,
-        None => {
-            let mut config = workflow_config(req.pipeline, req.service, Some(req.run_id))?;
-            if let Some(url) = &bc.server_host_api_url {
-                set_server_host(&mut config, url);
-            }
-            config
-        }
+        None => run_config(bc, req.pipeline, req.service, Some(req.run_id))?,
     };
     let (env, secret) = config_env(bc, &name, &config)?;
     let spec = workflow_spec(
@@ -951,10 +960,7 @@ pub fn build_cron_workflow(
             .and_then(Value::as_str),
     )?;
     let name = cron_workflow_name(&c.name, &c.fqn);
-    let mut config = workflow_config(pipeline, service, None)?;
-    if let Some(url) = &bc.server_host_api_url {
-        set_server_host(&mut config, url);
-    }
+    let config = run_config(bc, pipeline, service, None)?;
     let (env, secret) = config_env(bc, &name, &config)?;
     let spec = workflow_spec(
         bc,

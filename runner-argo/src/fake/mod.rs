@@ -1047,10 +1047,10 @@ async fn handle(
                 meta["continue"] = json!(c);
             }
             let list = json!({"metadata": meta, "items": if page.is_empty() { Value::Null } else { Value::Array(page) }});
-            match Fields::parse(q.get("fields"), "") {
-                Some(f) => ok_json(&f.view(&list)),
-                None => ok_json(&list),
-            }
+            ok_json(&Fields::view(
+                Fields::parse(q.get("fields"), "").as_ref(),
+                &list,
+            ))
         }
         (Method::GET, ["api", "v1", "workflows", ns, name]) => {
             match lock(&inner.store)
@@ -1436,11 +1436,16 @@ impl Fields {
         (!paths.is_empty()).then_some(Fields(paths))
     }
 
-    /// `v` with only the selected parts, as a serializable view (nothing is copied).
-    fn view<'a>(&'a self, v: &'a Value) -> Selected<'a> {
+    /// `v` with only the parts `fields` selects (all of it without `fields`), as a
+    /// serializable view (nothing is copied).
+    fn view<'a>(fields: Option<&'a Fields>, v: &'a Value) -> Selected<'a> {
+        const ALL: &[String] = &[];
         Selected {
             v,
-            paths: self.0.iter().map(Vec::as_slice).collect(),
+            paths: match fields {
+                Some(f) => f.0.iter().map(Vec::as_slice).collect(),
+                None => vec![ALL],
+            },
         }
     }
 }
@@ -1583,10 +1588,8 @@ fn stream_response(
         }
         if let Some(v) = st.initial.pop_front() {
             st.sent += 1;
-            let b = match st.live.as_ref().and_then(|l| l.fields.as_ref()) {
-                Some(f) => result_frame(st.sse, &f.view(&v)),
-                None => result_frame(st.sse, &v),
-            };
+            let fields = st.live.as_ref().and_then(|l| l.fields.as_ref());
+            let b = result_frame(st.sse, &Fields::view(fields, &v));
             return Some((Ok(b), st));
         }
         if st.sent == 0 && st.keepalive.period() > Duration::ZERO {
@@ -1631,10 +1634,7 @@ fn stream_response(
                         }
                         live.last_rv = rv;
                         st.sent += 1;
-                        let b = match &live.fields {
-                            Some(f) => result_frame(st.sse, &f.view(&ev)),
-                            None => result_frame(st.sse, &ev),
-                        };
+                        let b = result_frame(st.sse, &Fields::view(live.fields.as_ref(), &ev));
                         return Some((Ok(b), st));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {

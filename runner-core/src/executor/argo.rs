@@ -440,10 +440,8 @@ impl Executor for ArgoExecutor {
             pj @ Value::Object(_) => pj,
             _ => {
                 let mut pj = pipeline_json(&spec.pipeline)?;
-                if let Some(over) = spec.config_override.as_ref()
-                    && let Some(sc) = pj.get_mut("sourceConfig").and_then(Value::as_object_mut)
-                {
-                    sc.insert("config".into(), over.clone());
+                if let Some(over) = spec.config_override.as_ref() {
+                    crate::workflow_config::apply_override(&mut pj, over);
                 }
                 pj
             }
