@@ -26,11 +26,11 @@ use tokio::net::TcpListener;
 
 use crate::lock;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request as HttpRequest, Response as HttpResponse,
 };
 use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
@@ -144,8 +144,9 @@ struct State {
     ack_events: bool,
     replies_to_raw: Vec<serde_json::Value>,
     heartbeats: Vec<Heartbeat>,
-    /// Every frame received from runners (bounded), for leak scans.
-    transcript: Vec<String>,
+    /// Every frame received from runners (bounded), for leak scans. Kept as received (shared
+    /// buffers, not copies): the mock must not cost more per frame than a control plane would.
+    transcript: Vec<Bytes>,
 }
 
 const TRANSCRIPT_MAX: usize = 100_000;
@@ -559,7 +560,11 @@ impl MockControlPlane {
 
     /// Every frame received from runners so far (the first 100,000).
     pub fn transcript(&self) -> Vec<String> {
-        lock(&self.state).transcript.clone()
+        lock(&self.state)
+            .transcript
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect()
     }
 
     pub fn heartbeats(&self) -> Vec<Heartbeat> {
@@ -640,11 +645,11 @@ async fn serve<S>(
     let (mut sink, mut stream) = ws.split();
     // Writes go through their own task, so that a runner that does not read cannot stall this
     // loop (and a mock that stopped reading still sends requests and heartbeats).
-    let (wtx, mut wrx) = mpsc::unbounded_channel::<WsMessage>();
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<Write>();
     let writer = AbortOnDrop(Some(tokio::spawn(async move {
-        while let Some(m) = wrx.recv().await {
-            let close = m.is_close();
-            if sink.send(m).await.is_err() || close {
+        let mut batch = Vec::new();
+        while wrx.recv_many(&mut batch, 64).await > 0 {
+            if write_batch(&mut sink, &mut batch).await.is_err() {
                 break;
             }
         }
@@ -671,15 +676,15 @@ async fn serve<S>(
             }
             frame = stream.next(), if reading => {
                 let bytes = match frame {
-                    Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
-                    Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
+                    Some(Ok(WsMessage::Text(t))) => Bytes::from(t),
+                    Some(Ok(WsMessage::Binary(b))) => b,
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
                 {
                     let mut s = lock(&state);
                     if s.transcript.len() < TRANSCRIPT_MAX {
-                        s.transcript.push(String::from_utf8_lossy(&bytes).into_owned());
+                        s.transcript.push(bytes.clone());
                     }
                 }
                 let input = session.receive(&bytes);
@@ -692,14 +697,14 @@ async fn serve<S>(
                         }
                         instance = hello.instance_id.clone();
                         if !token_ok {
-                            reply = Some(session.reject(Reject {
+                            reply = Some(Write::text(session.reject(Reject {
                                 code: runner_protocol::RejectCode::Unauthorized,
                                 reason: "token rejected".into(),
                                 retry_after_ms: None,
                                 protocol_versions: vec![],
-                            }));
+                            })));
                         } else if let Some(r) = opts.reject.clone() {
-                            reply = Some(session.reject(r));
+                            reply = Some(Write::text(session.reject(r)));
                         } else {
                             let acked = {
                                 let s = lock(&state);
@@ -711,7 +716,7 @@ async fn serve<S>(
                                 acked_through: acked,
                                 server_version: Some("mock".into()),
                             }) {
-                                Ok(w) | Err(w) => reply = Some(w),
+                                Ok(w) | Err(w) => reply = Some(Write::text(w)),
                             }
                             if matches!(session.state(), runner_protocol::SessionState::Established { .. }) {
                                 let mut s = lock(&state);
@@ -739,10 +744,10 @@ async fn serve<S>(
                             // The protocol's dedup: at or below the highest stored of the
                             // instance, acknowledge again and do not apply.
                             s.duplicates += 1;
-                            reply = Some(ack);
+                            reply = Some(Write::Ack(ack));
                         } else if s.ack_events {
                             let key = (instance.clone(), event.seq);
-                            if s.events.insert(key, event.clone()).is_some() {
+                            if s.events.insert(key, event).is_some() {
                                 s.duplicates += 1;
                                 s.applied_twice += 1;
                             }
@@ -752,7 +757,7 @@ async fn serve<S>(
                                 abrupt = true;
                                 break;
                             }
-                            reply = Some(ack);
+                            reply = Some(Write::Ack(ack));
                         }
                         // Otherwise the event is lost: neither stored nor acknowledged, so the
                         // runner replays it on the next connection.
@@ -761,12 +766,12 @@ async fn serve<S>(
                         let mut s = lock(&state);
                         s.events_received += 1;
                         s.duplicates += 1;
-                        reply = Some(ack);
+                        reply = Some(Write::Ack(ack));
                     }
                     ControlInput::Heartbeat(hb) => lock(&state).heartbeats.push(hb),
                     ControlInput::Goodbye(_) => {
                         changed.notify_waiters();
-                        let _ = wtx.send(WsMessage::Close(None));
+                        let _ = wtx.send(Write::Frame(WsMessage::Close(None)));
                         break;
                     }
                     ControlInput::PeerError { .. } | ControlInput::Ignored(_) => {
@@ -774,16 +779,16 @@ async fn serve<S>(
                             lock(&state).replies_to_raw.push(v);
                         }
                     }
-                    ControlInput::Reply(r) => reply = Some(r),
+                    ControlInput::Reply(r) => reply = Some(Write::text(r)),
                 }
                 changed.notify_waiters();
                 if let Some(r) = reply
-                    && wtx.send(WsMessage::text(r)).is_err()
+                    && wtx.send(r).is_err()
                 {
                     break;
                 }
                 if session.state() == runner_protocol::SessionState::Closed {
-                    let _ = wtx.send(WsMessage::Close(None));
+                    let _ = wtx.send(Write::Frame(WsMessage::Close(None)));
                     break;
                 }
             }
@@ -807,18 +812,18 @@ async fn serve<S>(
                     }
                     Outgoing::Raw(t) => t,
                     Outgoing::RawBinary(b) => {
-                        if wtx.send(WsMessage::binary(b)).is_err() { break; }
+                        if wtx.send(Write::Frame(WsMessage::binary(b))).is_err() { break; }
                         continue;
                     }
                     Outgoing::Drop => { abrupt = true; break; }
                     Outgoing::Goodbye(reconnect) => {
                         let bye = session.goodbye(runner_protocol::Goodbye { reason: "mock says goodbye".into(), reconnect });
-                        let _ = wtx.send(WsMessage::text(bye));
-                        let _ = wtx.send(WsMessage::Close(None));
+                        let _ = wtx.send(Write::text(bye));
+                        let _ = wtx.send(Write::Frame(WsMessage::Close(None)));
                         break;
                     }
                 };
-                if wtx.send(WsMessage::text(text)).is_err() { break; }
+                if wtx.send(Write::text(text)).is_err() { break; }
                 if drop_after {
                     // Let the request reach the socket, then cut it: the reply cannot come back
                     // on this connection.
@@ -832,7 +837,7 @@ async fn serve<S>(
                     && matches!(session.state(), runner_protocol::SessionState::Established { .. })
                 {
                     let hb = session.heartbeat();
-                    if wtx.send(WsMessage::text(hb)).is_err() { break; }
+                    if wtx.send(Write::text(hb)).is_err() { break; }
                 }
             }
         }
@@ -845,6 +850,46 @@ async fn serve<S>(
     }
     drop(stream);
     finish(&state, &changed, &tx, pending);
+}
+
+/// What a connection's writer task sends.
+enum Write {
+    Frame(WsMessage),
+    /// An `ack` frame. Acknowledgements are cumulative and `ControlSession`'s never go down
+    /// within a session, so of several queued together only the last is sent (protocol.md
+    /// section 9: an `ack` need not follow every event), as a control plane that stores events
+    /// in batches would.
+    Ack(String),
+}
+
+impl Write {
+    fn text(t: String) -> Write {
+        Write::Frame(WsMessage::text(t))
+    }
+}
+
+/// Writes what was queued together in one flush (one socket write where the frames fit), the
+/// superseded acknowledgements left out. `Err` when the socket failed or a close was sent.
+async fn write_batch<S>(sink: &mut S, batch: &mut Vec<Write>) -> Result<(), ()>
+where
+    S: futures_util::Sink<WsMessage> + Unpin,
+{
+    let last_ack = batch.iter().rposition(|w| matches!(w, Write::Ack(_)));
+    let mut closed = false;
+    for (i, w) in batch.drain(..).enumerate() {
+        let m = match w {
+            Write::Ack(_) if Some(i) != last_ack => continue,
+            Write::Ack(t) => WsMessage::text(t),
+            Write::Frame(m) => m,
+        };
+        closed = m.is_close();
+        sink.feed(m).await.map_err(drop)?;
+        if closed {
+            break;
+        }
+    }
+    sink.flush().await.map_err(drop)?;
+    if closed { Err(()) } else { Ok(()) }
 }
 
 /// A session's end: it is no longer the current connection; waiting requests fail.
@@ -863,4 +908,49 @@ fn finish(
         let _ = w.send(Err("the connection closed before the reply".into()));
     }
     changed.notify_waiters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(sent: &[WsMessage]) -> Vec<String> {
+        sent.iter()
+            .map(|m| m.to_text().unwrap_or("<binary>").to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_sends_only_its_last_ack_in_order_with_the_other_frames() {
+        let mut sent: Vec<WsMessage> = Vec::new();
+        let mut batch = vec![
+            Write::Ack("ack 1".into()),
+            Write::text("request r1".into()),
+            Write::Ack("ack 2".into()),
+            Write::Ack("ack 3".into()),
+            Write::text("heartbeat".into()),
+        ];
+        assert_eq!(write_batch(&mut sent, &mut batch).await, Ok(()));
+        assert_eq!(texts(&sent), ["request r1", "ack 3", "heartbeat"]);
+        assert!(batch.is_empty(), "the batch is drained");
+
+        // A batch with one ack sends it.
+        let mut sent: Vec<WsMessage> = Vec::new();
+        let mut batch = vec![Write::Ack("ack 4".into())];
+        assert_eq!(write_batch(&mut sent, &mut batch).await, Ok(()));
+        assert_eq!(texts(&sent), ["ack 4"]);
+    }
+
+    #[tokio::test]
+    async fn a_close_ends_the_batch_and_the_writer() {
+        let mut sent: Vec<WsMessage> = Vec::new();
+        let mut batch = vec![
+            Write::text("goodbye".into()),
+            Write::Frame(WsMessage::Close(None)),
+            Write::text("after the close".into()),
+        ];
+        assert_eq!(write_batch(&mut sent, &mut batch).await, Err(()));
+        assert_eq!(sent.len(), 2);
+        assert!(sent[1].is_close());
+    }
 }
