@@ -393,14 +393,23 @@ fn first_diff(a: &Value, b: &Value, at: &str) -> String {
     }
 }
 
-/// CPU time (user + system) of a process so far, from /proc (100 ticks per second).
+/// CPU time of a process's live threads so far, in nanoseconds: the sum of the first field of
+/// `/proc/PID/task/*/schedstat`. (`/proc/PID/stat` counts in 10 ms ticks: a 1,000 burst costs
+/// the runner about 13 of them, too coarse to compare two builds.)
 fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
-    Ok(Duration::from_millis(ticks * 10))
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread that ended since the listing has no file any more; its time is not counted.
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("schedstat")) else {
+            continue;
+        };
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .context("/proc/PID/task/TID/schedstat")?;
+    }
+    Ok(Duration::from_nanos(ns))
 }
 
 /// Peak resident set size (`VmHWM`) of a process, in KiB.
@@ -751,8 +760,9 @@ async fn own_core_rounds(
     let rounds = result?;
     let s = Summary::of(&rounds)?;
     let m = s.median;
+    let cpu = Cpu::of(&rounds);
     Ok(Some(format!(
-        "| {BURST} run requests, runner on CPU 1, harness on CPU 0 (median of {ROUNDS} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds) | <= 1.2x |",
+        "| {BURST} run requests, runner on CPU 1, harness on CPU 0 (median of {ROUNDS} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {cpu} | <= 1.2x |",
         m.through.throughput(),
         m.through.p50,
         m.through.p99,
@@ -764,6 +774,38 @@ async fn own_core_rounds(
         s.p50,
         s.p99,
     )))
+}
+
+/// CPU per request over a set of rounds, in µs (the mean of the rounds): the runner, and the
+/// harness on each path.
+struct Cpu {
+    runner: f64,
+    through: f64,
+    straight: f64,
+}
+
+impl Cpu {
+    fn of(rounds: &[Round]) -> Cpu {
+        let per_req = |f: fn(&Round) -> Duration| {
+            rounds.iter().map(f).sum::<Duration>().as_secs_f64() * 1e6
+                / (BURST * rounds.len().max(1)) as f64
+        };
+        Cpu {
+            runner: per_req(|r| r.runner_cpu),
+            through: per_req(|r| r.harness_cpu),
+            straight: per_req(|r| r.direct_cpu),
+        }
+    }
+}
+
+impl std::fmt::Display for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "runner {:.0} µs, harness {:.0} µs through vs {:.0} µs straight",
+            self.runner, self.through, self.straight
+        )
+    }
 }
 
 /// The median round (by throughput ratio) of a set of rounds, every round's ratio, and the
@@ -832,13 +874,8 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         p50: p50_ratio,
         p99: p99_ratio,
     } = Summary::of(&rounds)?;
-    let total = |f: fn(&Round) -> Duration| rounds.iter().map(f).sum::<Duration>();
     let (direct, through, pings) = (&m.direct, &m.through, &m.pings);
-    let (direct_harness_cpu, through_harness_cpu, through_runner_cpu) = (
-        total(|r| r.direct_cpu) / ROUNDS as u32,
-        total(|r| r.harness_cpu) / ROUNDS as u32,
-        total(|r| r.runner_cpu) / ROUNDS as u32,
-    );
+    let cpu = Cpu::of(&rounds);
     let (direct_rejected, runner_rejected) = (
         rounds.iter().map(|r| r.direct_rejected).sum::<usize>(),
         rounds.iter().map(|r| r.runner_rejected).sum::<usize>(),
@@ -879,7 +916,6 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         if let Some(line) = own_core_rounds(&env, &bodies, &warm_bodies, cores).await? {
             println!("{line}");
         }
-        let per_req = |d: Duration| d.as_secs_f64() * 1e6 / BURST as f64;
         println!(
             "throughput {:.0}/s through vs {:.0}/s straight: **{:.2}x**; p50 {:.2?} vs {:.2?} ({:.2}x); p99 {:.2?} vs {:.2?} ({:.2}x)",
             through.throughput(),
@@ -893,12 +929,8 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
             through.p99.as_secs_f64() / direct.p99.as_secs_f64(),
         );
         println!(
-            "rounds: {round_ratios} (median shown); median p50 ratio {p50_ratio:.2}x, p99 ratio {p99_ratio:.2}x\nCPU per request: runner {:.0} µs, harness {:.0} µs through vs {:.0} µs straight; failures {} / {}; bodies identical {same_bodies} of {BURST}; rejected {runner_rejected} / {direct_rejected}",
-            per_req(through_runner_cpu),
-            per_req(through_harness_cpu),
-            per_req(direct_harness_cpu),
-            through.failures,
-            direct.failures,
+            "rounds: {round_ratios} (median shown); median p50 ratio {p50_ratio:.2}x, p99 ratio {p99_ratio:.2}x\nCPU per request: {cpu}; failures {} / {}; bodies identical {same_bodies} of {BURST}; rejected {runner_rejected} / {direct_rejected}",
+            through.failures, direct.failures,
         );
         return Ok(());
     }
@@ -1000,15 +1032,13 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     if let Some(line) = &own_core {
         println!("{line}");
     }
-    let per_req = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6 / BURST as f64);
     println!(
-        "| CPU per request: harness (fake Argo, mock control plane, client) | {} | {} | - | - |",
-        per_req(through_harness_cpu),
-        per_req(direct_harness_cpu)
+        "| CPU per request: harness (fake Argo, mock control plane, client) | {:.0} µs | {:.0} µs | - | - |",
+        cpu.through, cpu.straight
     );
     println!(
-        "| CPU per request: runner process | {} | - | - | - |",
-        per_req(through_runner_cpu)
+        "| CPU per request: runner process | {:.0} µs | - | - | - |",
+        cpu.runner
     );
     println!(
         "| no-op `ping` through the runner, same harness: throughput, p50 / p99 | {:.0}/s, {:.2?} / {:.2?} | - | - | - |",
@@ -1022,7 +1052,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     );
     println!(
         "| runner CPU per 1,000 runs submitted | {:.2} s | - | - | - |",
-        through_runner_cpu.as_secs_f64() * 1000.0 / BURST as f64
+        cpu.runner / 1000.0
     );
     println!();
     println!("| scaling: run requests, 32 in flight | {BURST} | {LARGE} | growth |");
@@ -1055,12 +1085,9 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     );
     println!(
         "| runner CPU per 1,000 runs submitted | {:.2} s | {:.2} s | {} |",
-        through_runner_cpu.as_secs_f64() * 1000.0 / BURST as f64,
+        cpu.runner / 1000.0,
         runner_cpu_l.as_secs_f64() * 1000.0 / LARGE as f64,
-        growth(
-            through_runner_cpu.as_secs_f64() / BURST as f64,
-            runner_cpu_l.as_secs_f64() / LARGE as f64
-        )
+        growth(cpu.runner / 1e6, runner_cpu_l.as_secs_f64() / LARGE as f64)
     );
     println!(
         "| runner RSS while tracking the runs (peak) | {} ({}) | {} ({}) | {} per run tracked |",
