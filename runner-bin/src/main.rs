@@ -195,7 +195,7 @@ fn main() -> ExitCode {
                     "AGENT_ID is not set: using the host name, which in Kubernetes changes with every pod; set AGENT_ID so that the platform sees one runner and a restarted runner re-attaches to its runs"
                 );
             }
-            match run(settings, &raw) {
+            match run(settings, raw) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // Logging is up and writes to stderr: one line, not two.
@@ -380,82 +380,91 @@ fn secrets_resolve(raw: &Raw, refs: &[String], reveal: bool) -> anyhow::Result<b
     })
 }
 
-fn run(settings: Settings, raw: &Raw) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// One worker thread with tokio's multi-thread scheduler: see docs/architecture.md, "Decision:
+/// one worker thread".
+fn run(settings: Settings, raw: Raw) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
-        let resolver = build_resolver(raw).await?;
-        tracing::info!(provider = ?resolver.provider_kind(), "secrets backend ready");
-        let preparer = Arc::new(Preparer::new(
-            Some(Arc::new(resolver)),
-            settings.server_host_api_url.clone(),
-        ));
-        let outbox = Arc::new(Outbox::new(settings.runner.outbox_capacity));
-        let mut expiring = vec![auth_token_watch(&settings.runner.token)];
-        let executor: Arc<dyn Executor> = match settings.executor {
-            ExecutorKind::Local => Arc::new(LocalExecutor::start(
-                settings.local.clone(),
+    // Spawned, not given to `block_on` (which polls its future on this thread): the session,
+    // the request tasks and hyper's connection tasks then all run on the one worker.
+    let main = rt.spawn(serve(settings, raw));
+    rt.block_on(main)
+        .context("the runner's main task ended abnormally")?
+}
+
+async fn serve(settings: Settings, raw: Raw) -> anyhow::Result<()> {
+    let resolver = build_resolver(&raw).await?;
+    tracing::info!(provider = ?resolver.provider_kind(), "secrets backend ready");
+    let preparer = Arc::new(Preparer::new(
+        Some(Arc::new(resolver)),
+        settings.server_host_api_url.clone(),
+    ));
+    let outbox = Arc::new(Outbox::new(settings.runner.outbox_capacity));
+    let mut expiring = vec![auth_token_watch(&settings.runner.token)];
+    let executor: Arc<dyn Executor> = match settings.executor {
+        ExecutorKind::Local => Arc::new(LocalExecutor::start(
+            settings.local.clone(),
+            StatusSink::new(outbox.clone()),
+            preparer.clone(),
+        )),
+        ExecutorKind::Argo => {
+            let lookup = raw.lookup(&settings.runner.agent_id);
+            let client = ArgoClientConfig::from_lookup(lookup)?;
+            expiring.push(argo_token_watch(&client.token));
+            let build = BuildConfig::from_lookup(lookup)?;
+            let config_secrets = config_secrets_for(&build).await?;
+            let argo = ArgoExecutor::start(
+                ArgoSettings::new(client, build),
                 StatusSink::new(outbox.clone()),
                 preparer.clone(),
-            )),
-            ExecutorKind::Argo => {
-                let lookup = raw.lookup(&settings.runner.agent_id);
-                let client = ArgoClientConfig::from_lookup(lookup)?;
-                expiring.push(argo_token_watch(&client.token));
-                let build = BuildConfig::from_lookup(lookup)?;
-                let config_secrets = config_secrets_for(&build).await?;
-                let argo = ArgoExecutor::start(
-                    ArgoSettings::new(client, build),
-                    StatusSink::new(outbox.clone()),
-                    preparer.clone(),
-                    config_secrets,
-                )
-                .context("starting the Argo executor")?;
-                Arc::new(argo)
-            }
-        };
-        tracing::info!(
-            agent = %settings.runner.agent_id,
-            server = %settings.runner.server_url,
-            executor = executor.kind(),
-            version = runner_core::VERSION,
-            "starting ingestion-runner"
+                config_secrets,
+            )
+            .context("starting the Argo executor")?;
+            Arc::new(argo)
+        }
+    };
+    tracing::info!(
+        agent = %settings.runner.agent_id,
+        server = %settings.runner.server_url,
+        executor = executor.kind(),
+        version = runner_core::VERSION,
+        "starting ingestion-runner"
+    );
+    let runner = Runner::new(settings.runner, executor, outbox, preparer);
+    let shutdown = CancellationToken::new();
+    let health_stop = CancellationToken::new();
+    let mut servers = Vec::new();
+    if let Some(bind) = settings.health_bind {
+        let app = health::health_routes(runner.status_handle());
+        servers.push(health::start("HEALTH_BIND", bind, app, health_stop.clone()).await?);
+    }
+    if let Some(bind) = settings.metrics_bind {
+        servers.push(
+            health::start(
+                "METRICS_BIND",
+                bind,
+                health::metrics_routes(),
+                health_stop.clone(),
+            )
+            .await?,
         );
-        let runner = Runner::new(settings.runner, executor, outbox, preparer);
-        let shutdown = CancellationToken::new();
-        let health_stop = CancellationToken::new();
-        let mut servers = Vec::new();
-        if let Some(bind) = settings.health_bind {
-            let app = health::health_routes(runner.status_handle());
-            servers.push(health::start("HEALTH_BIND", bind, app, health_stop.clone()).await?);
-        }
-        if let Some(bind) = settings.metrics_bind {
-            servers.push(
-                health::start(
-                    "METRICS_BIND",
-                    bind,
-                    health::metrics_routes(),
-                    health_stop.clone(),
-                )
-                .await?,
-            );
-        }
-        tokio::spawn(watch_signals(shutdown.clone()));
-        tokio::spawn(runner_core::expiry::watch(
-            expiring,
-            std::time::Duration::from_secs(60),
-            shutdown.clone(),
-        ));
-        let result = runner.run(shutdown).await.context("the runner stopped");
-        // Health stays up through the drain (readyz says why it is not ready), then stops.
-        health_stop.cancel();
-        for server in servers {
-            let _ = server.await;
-        }
-        result
-    })
+    }
+    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(runner_core::expiry::watch(
+        expiring,
+        std::time::Duration::from_secs(60),
+        shutdown.clone(),
+    ));
+    let result = runner.run(shutdown).await.context("the runner stopped");
+    // Health stays up through the drain (readyz says why it is not ready), then stops.
+    health_stop.cancel();
+    for server in servers {
+        let _ = server.await;
+    }
+    result
 }
 
 /// `AUTH_TOKEN` (or the file's current content) for the expiry warnings.
