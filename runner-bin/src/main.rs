@@ -331,6 +331,7 @@ fn init_logging(log: &settings::LogSettings) {
             || !TRANSPORT.iter().any(|t| meta.target().starts_with(t))
     });
     let env = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let log_max = log_max_level(&env);
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if log.json {
         let layer = layer.json().flatten_event(true).with_current_span(false);
@@ -342,6 +343,26 @@ fn init_logging(log: &settings::LogSettings) {
         tracing_subscriber::registry()
             .with(layer.with_filter(env).with_filter(no_transport_trace))
             .init();
+    }
+    // `init` forwards `log` records (tungstenite's, rustls') up to the level it can prove
+    // nothing wants: with `filter_fn` above it cannot, so every record got through, was built
+    // and dispatched, and was then dropped. Tungstenite logs a few per frame: 2% of the
+    // runner's CPU per run request with LOG_LEVEL=warn.
+    log::set_max_level(log_max);
+}
+
+/// The most verbose `log` level `filter` lets through.
+fn log_max_level(filter: &tracing_subscriber::filter::EnvFilter) -> log::LevelFilter {
+    use tracing::Level;
+    match filter.max_level_hint().map(|l| l.into_level()) {
+        // No hint: anything may be enabled.
+        None => log::LevelFilter::Trace,
+        Some(None) => log::LevelFilter::Off,
+        Some(Some(Level::ERROR)) => log::LevelFilter::Error,
+        Some(Some(Level::WARN)) => log::LevelFilter::Warn,
+        Some(Some(Level::INFO)) => log::LevelFilter::Info,
+        Some(Some(Level::DEBUG)) => log::LevelFilter::Debug,
+        Some(Some(Level::TRACE)) => log::LevelFilter::Trace,
     }
 }
 
@@ -572,6 +593,18 @@ fn mask_extra_envs(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_records_above_the_filter_are_not_built() {
+        use tracing_subscriber::filter::EnvFilter;
+        let max = |f: &str| log_max_level(&EnvFilter::new(f));
+        assert_eq!(max("warn"), log::LevelFilter::Warn);
+        assert_eq!(max("info"), log::LevelFilter::Info);
+        assert_eq!(max("off"), log::LevelFilter::Off);
+        // The most verbose directive counts, whatever its target.
+        assert_eq!(max("warn,runner_core=debug"), log::LevelFilter::Debug);
+        assert_eq!(max("trace"), log::LevelFilter::Trace);
+    }
 
     #[test]
     fn docs_list_every_variable() {
