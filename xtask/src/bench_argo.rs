@@ -929,8 +929,11 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
             through.p99.as_secs_f64() / direct.p99.as_secs_f64(),
         );
         println!(
-            "rounds: {round_ratios} (median shown); median p50 ratio {p50_ratio:.2}x, p99 ratio {p99_ratio:.2}x\nCPU per request: {cpu}; failures {} / {}; bodies identical {same_bodies} of {BURST}; rejected {runner_rejected} / {direct_rejected}",
-            through.failures, direct.failures,
+            "rounds: {round_ratios} (median shown); median p50 ratio {p50_ratio:.2}x, p99 ratio {p99_ratio:.2}x\nCPU per request: {cpu}; no-op pings {:.0}/s, p50 {:.2?}; failures {} / {}; bodies identical {same_bodies} of {BURST}; rejected {runner_rejected} / {direct_rejected}",
+            pings.throughput(),
+            pings.p50,
+            through.failures,
+            direct.failures,
         );
         return Ok(());
     }
