@@ -38,6 +38,8 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new() -> TempDir {
         let p = std::env::temp_dir().join(format!("runner-test-{}", uuid_like()));
+        // A killed earlier process with the same id may have left it behind.
+        let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -52,12 +54,12 @@ impl Drop for TempDir {
     }
 }
 
+/// Unique per directory: the process id and a counter. (The clock alone is not: two tests
+/// starting together got the same name, shared `runs.txt`, and counted each other's runs.)
 fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{}-{n}", std::process::id())
 }
 
