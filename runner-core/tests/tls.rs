@@ -61,8 +61,15 @@ async fn no_common_protocol_version_is_reported() {
         ..Default::default()
     })
     .await;
-    wait_until("a rejection", || h.status.get().last_error.is_some()).await;
-    let status = h.status.get();
+    // One snapshot for the error and the state: after a rejection the runner waits its backoff
+    // (full jitter from 100 ms, so at times a few ms) and goes back to Connecting, with the
+    // error kept; a second read of the status could land after that.
+    let mut status = h.status.get();
+    wait_until("a rejection, disconnected", || {
+        status = h.status.get();
+        status.last_error.is_some() && status.state == ConnectionState::Disconnected
+    })
+    .await;
     assert_eq!(status.state, ConnectionState::Disconnected);
     let err = status.last_error.unwrap();
     assert!(
