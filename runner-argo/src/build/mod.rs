@@ -436,7 +436,8 @@ fn pipeline_str<'a>(p: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn airflow_i64(p: &Value, key: &str) -> Option<i64> {
-    p.pointer(&format!("/airflowConfig/{key}"))
+    p.get("airflowConfig")
+        .and_then(|a| a.get(key))
         .and_then(Value::as_i64)
 }
 

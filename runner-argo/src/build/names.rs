@@ -33,8 +33,16 @@ pub fn short_hash(parts: &[&str], n: usize) -> String {
         }
         h.update(p.as_bytes());
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    hex[..n.min(hex.len())].to_owned()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = h.finalize();
+    let n = n.min(digest.len() * 2);
+    let mut hex = String::with_capacity(n);
+    for b in digest.iter().take(n.div_ceil(2)) {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex.truncate(n);
+    hex
 }
 
 /// Lowercase DNS-1123 slug of `s` (a-z, 0-9, `-`), at most `max` characters, never empty.
@@ -178,6 +186,20 @@ mod tests {
             );
             assert!(!n.ends_with('-') && !n.contains("--"), "{n}");
         }
+    }
+
+    #[test]
+    fn short_hash_is_sha256_hex_cut_to_length() {
+        // FIPS 180-2's test vector: sha256("abc").
+        let full = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(short_hash(&["abc"], 64), full);
+        assert_eq!(short_hash(&["abc"], 100), full);
+        assert_eq!(short_hash(&["abc"], 10), &full[..10]);
+        assert_eq!(short_hash(&["abc"], 7), &full[..7]);
+        assert_eq!(short_hash(&["abc"], 0), "");
+        // Parts are joined by a newline.
+        assert_eq!(short_hash(&["a", "bc"], 64), short_hash(&["a\nbc"], 64));
+        assert_ne!(short_hash(&["a", "bc"], 64), short_hash(&["abc"], 64));
     }
 
     #[test]
