@@ -87,8 +87,10 @@ const FORBIDDEN: &[(&str, &str)] = &[
 ];
 
 fn forbidden(key: &str) -> Option<&'static str> {
-    let k = key.to_ascii_lowercase();
-    FORBIDDEN.iter().find(|(f, _)| *f == k).map(|(_, why)| *why)
+    FORBIDDEN
+        .iter()
+        .find(|(f, _)| f.eq_ignore_ascii_case(key))
+        .map(|(_, why)| *why)
 }
 
 /// Check the top level of an object the control plane sends (an automation workflow): any
