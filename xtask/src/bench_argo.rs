@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -85,12 +86,53 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let quick = match args {
-        [] => false,
-        [a] if a == "--burst-only" => true,
-        other => bail!("bench-argo takes no argument but `--burst-only` (got {other:?})"),
-    };
+    let mut quick = false;
+    for a in args {
+        match a.as_str() {
+            "--burst-only" => quick = true,
+            "--trace" => TRACE.store(true, Ordering::Relaxed),
+            other => bail!(
+                "bench-argo takes `--burst-only` and `--trace` (got `{other}`); see `cargo xtask help`"
+            ),
+        }
+    }
     rt.block_on(inner(quick))
+}
+
+/// `--trace`: print each round's timeline (see [`print_trace`]).
+static TRACE: AtomicBool = AtomicBool::new(false);
+
+/// The first requests of a burst and its slowest ones, with when the fake stored each
+/// workflow: where a burst's latency goes (for instance the runner answering a batch of
+/// requests together, or a stall in the middle of the burst).
+fn print_trace(path: &str, burst: &Burst, start: Instant, created: &[Instant]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let stored: Vec<String> = created
+        .iter()
+        .filter(|t| **t >= start)
+        .take(IN_FLIGHT + 8)
+        .map(|t| format!("{:.1}", ms(*t - start)))
+        .collect();
+    let head: Vec<String> = burst
+        .trace
+        .iter()
+        .take(IN_FLIGHT + 8)
+        .map(|(s, d)| format!("{:.1}+{:.1}", ms(*s), ms(*d)))
+        .collect();
+    let mut slow = burst.trace.clone();
+    slow.sort_by_key(|t| std::cmp::Reverse(t.1));
+    let slow: Vec<String> = slow
+        .iter()
+        .take(12)
+        .map(|(s, d)| format!("{:.1}@{:.1}", ms(*d), ms(*s)))
+        .collect();
+    println!(
+        "   trace {path}: first requests, start+latency ms: {}\n   trace {path}: first workflows stored at ms: {}\n   trace {path}: slowest, latency@start ms: {} (burst {:.1} ms)",
+        head.join(" "),
+        stored.join(" "),
+        slow.join(" "),
+        ms(burst.wall)
+    );
 }
 
 /// The runner's environment (and the settings the direct path builds its bodies from).
@@ -294,6 +336,8 @@ struct Burst {
     max: Duration,
     failures: usize,
     first_failure: Option<String>,
+    /// Each request's start (from the burst's start) and latency, in the order they started.
+    trace: Vec<(Duration, Duration)>,
 }
 
 impl Burst {
@@ -302,10 +346,15 @@ impl Burst {
     }
 }
 
-fn burst_of(wall: Duration, results: Vec<(Duration, Result<(), String>)>) -> Burst {
-    let mut lat: Vec<Duration> = results.iter().map(|r| r.0).collect();
+/// One request of a burst: when it started (from the burst's start), its latency, its result.
+type Sample = (Duration, Duration, Result<(), String>);
+
+fn burst_of(wall: Duration, results: Vec<Sample>) -> Burst {
+    let mut trace: Vec<(Duration, Duration)> = results.iter().map(|r| (r.0, r.1)).collect();
+    trace.sort();
+    let mut lat: Vec<Duration> = results.iter().map(|r| r.1).collect();
     lat.sort();
-    let failures: Vec<&String> = results.iter().filter_map(|r| r.1.as_ref().err()).collect();
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.2.as_ref().err()).collect();
     let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len() - 1)];
     Burst {
         n: lat.len(),
@@ -315,6 +364,7 @@ fn burst_of(wall: Duration, results: Vec<(Duration, Result<(), String>)>) -> Bur
         max: *lat.last().expect("samples"),
         failures: failures.len(),
         first_failure: failures.first().map(|s| s.to_string()),
+        trace,
     }
 }
 
@@ -340,7 +390,7 @@ async fn direct_burst(client: &ArgoClient, bodies: &[Workflow]) -> Burst {
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string());
-            (s.elapsed(), r)
+            (s - t0, s.elapsed(), r)
         })
         .buffer_unordered(IN_FLIGHT)
         .collect()
@@ -360,7 +410,7 @@ async fn runner_burst(cp: &MockControlPlane, requests: Vec<Request>) -> Burst {
                 Ok(other) => Err(format!("{other:?}")),
                 Err(e) => Err(e),
             };
-            (s.elapsed(), r)
+            (s - t0, s.elapsed(), r)
         })
         .buffer_unordered(IN_FLIGHT)
         .collect()
@@ -650,6 +700,7 @@ async fn burst_rounds(
         // Warm-up, not measured: connections opened, caches filled, on both paths alike.
         let warm = direct_burst(&client, warm_bodies).await;
         let cpu0 = cpu_time("self")?;
+        let direct_start = Instant::now();
         let direct = direct_burst(&client, bodies).await;
         let direct_cpu = cpu_time("self")? - cpu0;
         let direct_rejected = fake.rejected().len();
@@ -660,6 +711,9 @@ async fn burst_rounds(
                 direct.failures,
                 direct.first_failure
             );
+        }
+        if TRACE.load(Ordering::Relaxed) {
+            print_trace("straight", &direct, direct_start, &fake.created_at());
         }
         drop(client);
         drop(fake);
@@ -686,6 +740,7 @@ async fn burst_rounds(
         let requests: Vec<Request> = (0..BURST).map(run_request).collect();
         let runner_pid = rig.pid.to_string();
         let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
+        let through_start = Instant::now();
         let through = runner_burst(&rig.cp, requests).await;
         let harness_cpu = cpu_time("self")? - cpu0;
         let runner_cpu = cpu_time(&runner_pid)? - rcpu0;
@@ -695,6 +750,9 @@ async fn burst_rounds(
                 through.failures,
                 through.first_failure.as_deref().unwrap_or("")
             );
+        }
+        if TRACE.load(Ordering::Relaxed) {
+            print_trace("through", &through, through_start, &rig.fake.created_at());
         }
         println!(
             "   throughput ratio {:.2}x ({:.0}/s through, {:.0}/s straight)",

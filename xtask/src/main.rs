@@ -51,7 +51,10 @@ fn main() -> ExitCode {
                 "                 Argo; Argo requests/min, RSS and CPU while tracking 10 .. 10,000 runs"
             );
             println!(
-                "                 --burst-only: the 1,000-burst rounds alone, both placements (about 1 min once built)"
+                "                 --burst-only: the 1,000-burst rounds alone, both placements (about 2.5 min once built)"
+            );
+            println!(
+                "                 --trace: also each round's first and slowest requests and when the fake stored them"
             );
             println!("  bench-ops      start to /readyz, /metrics scrape cost, binary size");
             println!("  fuzz [--seconds N] [TARGET...]  run the cargo-fuzz targets (nightly)");

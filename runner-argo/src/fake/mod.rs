@@ -386,6 +386,17 @@ impl FakeArgo {
             .collect()
     }
 
+    /// When each stored workflow was created, earliest first.
+    pub fn created_at(&self) -> Vec<std::time::Instant> {
+        let mut t: Vec<std::time::Instant> = lock(&self.inner.store)
+            .workflows
+            .values()
+            .map(|e| e.created.into_std())
+            .collect();
+        t.sort();
+        t
+    }
+
     pub fn cron_workflows(&self) -> Vec<Value> {
         lock(&self.inner.store).crons.values().cloned().collect()
     }
