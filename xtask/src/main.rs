@@ -51,7 +51,7 @@ fn main() -> ExitCode {
                 "                 Argo; Argo requests/min, RSS and CPU while tracking 10 .. 10,000 runs"
             );
             println!(
-                "                 --burst-only: the 1,000-burst rounds alone, both placements (about 2.5 min once built)"
+                "                 --burst-only: the 1,000-burst rounds alone, both placements (under a minute once built)"
             );
             println!(
                 "                 --trace: also each round's first and slowest requests and when the fake stored them"
