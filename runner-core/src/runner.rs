@@ -559,16 +559,20 @@ impl Runner {
                 }
                 _ = drain_tick.tick(), if drain.is_some() => {}
                 frame = stream.next() => {
-                    let bytes = match frame {
+                    let message = match frame {
                         None => return SessionEnd::Lost("the control plane closed the connection".into()),
                         Some(Err(e)) => return SessionEnd::Lost(e.to_string()),
-                        Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
-                        Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
                         Some(Ok(WsMessage::Close(c))) => return SessionEnd::Lost(close_reason(c)),
-                        Some(Ok(_)) => { last_rx = Instant::now(); continue; }
+                        Some(Ok(m)) => m,
                     };
                     last_rx = Instant::now();
-                    match session.receive(&bytes) {
+                    // Decoded where tungstenite left it, without a copy.
+                    let bytes: &[u8] = match &message {
+                        WsMessage::Text(t) => t.as_bytes(),
+                        WsMessage::Binary(b) => b,
+                        _ => continue,
+                    };
+                    match session.receive(bytes) {
                         RunnerInput::Request { id, request } => {
                             let reply = match self.dispatcher.admit(&id, &request) {
                                 Admission::Execute(ticket) => {
