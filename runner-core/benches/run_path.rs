@@ -1,8 +1,9 @@
 //! The runner's CPU work for one `runPipeline` request under the Argo executor with
 //! `SECRETS_DELIVERY=pod`, without the sockets: decode the frame, build and resolve the
-//! workflow config, build the Workflow, serialize the create body. The same pipeline, service
-//! and settings as `cargo xtask bench-argo`, so a change here can be told apart from the noise
-//! of the end-to-end benchmark on a shared machine.
+//! workflow config, build the Workflow, serialize the create body. The same request
+//! (`runner_core::testkit::bench_run_request`) and settings as `cargo xtask bench-argo`, so a
+//! change here can be told apart from the noise of the end-to-end benchmark on a shared
+//! machine.
 //!
 //! `cargo bench -p runner-core --bench run_path` (add `-- --quick` for a short run). Figures:
 //! docs/benchmarks.md.
@@ -13,56 +14,20 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use runner_argo::build::{BuildConfig, RunRequest, build_run_workflow_with_config};
 use runner_core::prepare::Preparer;
-use runner_protocol::{Limits, Message, Request, decode};
+use runner_core::testkit::bench_run_request;
+use runner_protocol::{Frame, Limits, Message, MessageId, Request, decode, encode};
 use runner_secrets::providers::memory::MemoryProvider;
 use runner_secrets::{ResolverOptions, SecretResolver};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// The frame `cargo xtask bench-argo` sends for run `i`.
+/// The frame `cargo xtask bench-argo`'s control plane sends for run `i`.
 fn frame(i: usize) -> String {
-    let name = format!("mysql_prod_metadata_{i:04}");
-    json!({
-        "v": 1, "id": format!("c-{i}"), "type": "request",
-        "body": {
-            "op": "runPipeline",
-            "pipeline": {
-                "id": format!("0f5e8a52-1111-4a4a-9d9d-{i:012}"),
-                "name": name,
-                "fullyQualifiedName": format!("mysql_prod.{name}"),
-                "pipelineType": "metadata",
-                "sourceConfig": {"config": {
-                    "type": "DatabaseMetadata",
-                    "markDeletedTables": true,
-                    "includeTables": true,
-                    "includeViews": true,
-                    "schemaFilterPattern": {"includes": ["^sales$", "^crm$"]}
-                }},
-                "airflowConfig": {"scheduleInterval": null, "pipelineTimezone": "UTC", "retries": 1},
-                "service": {"id": "5b3e4c1d-2222-4b4b-8e8e-000000000001", "type": "databaseService",
-                    "name": "mysql_prod", "fullyQualifiedName": "mysql_prod"},
-                "loggerLevel": "INFO",
-                "openMetadataServerConnection": {"hostPort": "https://acme.getcollate.io/api",
-                    "authProvider": "openmetadata",
-                    "securityConfig": {"jwtToken": "secret:/demo/bot-token"}},
-                "enabled": true
-            },
-            "service": {
-                "id": "5b3e4c1d-2222-4b4b-8e8e-000000000001",
-                "name": "mysql_prod",
-                "fullyQualifiedName": "mysql_prod",
-                "serviceType": "Mysql",
-                "connection": {"config": {
-                    "type": "Mysql",
-                    "scheme": "mysql+pymysql",
-                    "hostPort": "mysql.prod.internal:3306",
-                    "username": "openmetadata_ingest",
-                    "authType": {"password": "secret:/mysql/prod/password"}
-                }}
-            },
-            "options": {"runId": format!("bench-run-{i:05}")}
-        }
+    encode(&Frame {
+        v: 1,
+        id: MessageId::new(format!("c-{i}"), 128).expect("id"),
+        re: None,
+        message: Message::Request(bench_run_request(i)),
     })
-    .to_string()
 }
 
 fn settings() -> BuildConfig {

@@ -910,6 +910,70 @@ fn finish(
     changed.notify_waiters();
 }
 
+/// The `runPipeline` request `cargo xtask bench-argo` sends for run `i` (and `cargo bench -p
+/// runner-core --bench run_path` decodes): a distinct metadata pipeline with a `secret:` JWT in
+/// its `openMetadataServerConnection`, a MySQL service with a `secret:` password, `retries: 1`,
+/// and run id [`bench_run_id`]`(i)`.
+pub fn bench_run_request(i: usize) -> Request {
+    Request::RunPipeline {
+        pipeline: Box::new(bench_pipeline(i)),
+        service: Some(bench_service()),
+        options: runner_protocol::RunOptions {
+            run_id: Some(bench_run_id(i)),
+            config_override: None,
+        },
+    }
+}
+
+/// The pipeline of [`bench_run_request`]`(i)`.
+pub fn bench_pipeline(i: usize) -> runner_protocol::IngestionPipeline {
+    let name = format!("mysql_prod_metadata_{i:04}");
+    serde_json::from_value(serde_json::json!({
+        "id": format!("0f5e8a52-1111-4a4a-9d9d-{i:012}"),
+        "name": name,
+        "fullyQualifiedName": format!("mysql_prod.{name}"),
+        "pipelineType": "metadata",
+        "sourceConfig": {"config": {
+            "type": "DatabaseMetadata",
+            "markDeletedTables": true,
+            "includeTables": true,
+            "includeViews": true,
+            "schemaFilterPattern": {"includes": ["^sales$", "^crm$"]}
+        }},
+        "airflowConfig": {"scheduleInterval": null, "pipelineTimezone": "UTC", "retries": 1},
+        "service": {"id": "5b3e4c1d-2222-4b4b-8e8e-000000000001", "type": "databaseService",
+            "name": "mysql_prod", "fullyQualifiedName": "mysql_prod"},
+        "loggerLevel": "INFO",
+        "openMetadataServerConnection": {"hostPort": "https://acme.getcollate.io/api",
+            "authProvider": "openmetadata",
+            "securityConfig": {"jwtToken": "secret:/demo/bot-token"}},
+        "enabled": true
+    }))
+    .expect("a valid pipeline")
+}
+
+/// The service entity of [`bench_run_request`].
+pub fn bench_service() -> serde_json::Value {
+    serde_json::json!({
+        "id": "5b3e4c1d-2222-4b4b-8e8e-000000000001",
+        "name": "mysql_prod",
+        "fullyQualifiedName": "mysql_prod",
+        "serviceType": "Mysql",
+        "connection": {"config": {
+            "type": "Mysql",
+            "scheme": "mysql+pymysql",
+            "hostPort": "mysql.prod.internal:3306",
+            "username": "openmetadata_ingest",
+            "authType": {"password": "secret:/mysql/prod/password"}
+        }}
+    })
+}
+
+/// The run id of [`bench_run_request`]`(i)`.
+pub fn bench_run_id(i: usize) -> String {
+    format!("bench-run-{i:05}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

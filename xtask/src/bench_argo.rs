@@ -29,11 +29,11 @@ use runner_argo::build::{BuildConfig, RunRequest, build_run_workflow};
 use runner_argo::fake::{FakeArgo, FakeConfig, PhaseStep};
 use runner_argo::model::Workflow;
 use runner_argo::{ArgoClient, ArgoClientConfig};
-use runner_core::testkit::{MockControlPlane, MockOptions};
-use runner_protocol::{
-    IngestionPipeline, OpResult, PipelineState, Request, Response, RunOptions, RunnerEvent,
+use runner_core::testkit::{
+    MockControlPlane, MockOptions, bench_pipeline, bench_run_id, bench_run_request, bench_service,
 };
-use serde_json::{Value, json};
+use runner_protocol::{OpResult, PipelineState, Request, Response, RunnerEvent};
+use serde_json::Value;
 
 use crate::util;
 
@@ -222,70 +222,11 @@ fn fake_config() -> FakeConfig {
     }
 }
 
-/// A realistic metadata pipeline: its own FQN, an OpenMetadata server connection with a
-/// `secret:` bot token, a service entity reference.
-fn pipeline(i: usize) -> IngestionPipeline {
-    let name = format!("mysql_prod_metadata_{i:04}");
-    serde_json::from_value(json!({
-        "id": format!("0f5e8a52-1111-4a4a-9d9d-{i:012}"),
-        "name": name,
-        "fullyQualifiedName": format!("mysql_prod.{name}"),
-        "pipelineType": "metadata",
-        "sourceConfig": {"config": {
-            "type": "DatabaseMetadata",
-            "markDeletedTables": true,
-            "includeTables": true,
-            "includeViews": true,
-            "schemaFilterPattern": {"includes": ["^sales$", "^crm$"]}
-        }},
-        "airflowConfig": {"scheduleInterval": null, "pipelineTimezone": "UTC", "retries": 1},
-        "service": {"id": "5b3e4c1d-2222-4b4b-8e8e-000000000001", "type": "databaseService",
-            "name": "mysql_prod", "fullyQualifiedName": "mysql_prod"},
-        "loggerLevel": "INFO",
-        "openMetadataServerConnection": {"hostPort": "https://acme.getcollate.io/api",
-            "authProvider": "openmetadata",
-            "securityConfig": {"jwtToken": "secret:/demo/bot-token"}},
-        "enabled": true
-    }))
-    .expect("a valid pipeline")
-}
-
-fn service() -> Value {
-    json!({
-        "id": "5b3e4c1d-2222-4b4b-8e8e-000000000001",
-        "name": "mysql_prod",
-        "fullyQualifiedName": "mysql_prod",
-        "serviceType": "Mysql",
-        "connection": {"config": {
-            "type": "Mysql",
-            "scheme": "mysql+pymysql",
-            "hostPort": "mysql.prod.internal:3306",
-            "username": "openmetadata_ingest",
-            "authType": {"password": "secret:/mysql/prod/password"}
-        }}
-    })
-}
-
-fn run_id(i: usize) -> String {
-    format!("bench-run-{i:05}")
-}
-
-fn run_request(i: usize) -> Request {
-    Request::RunPipeline {
-        pipeline: Box::new(pipeline(i)),
-        service: Some(service()),
-        options: RunOptions {
-            run_id: Some(run_id(i)),
-            config_override: None,
-        },
-    }
-}
-
 /// The Workflow the runner builds for run `i` (what its Argo executor does).
 fn workflow(bc: &BuildConfig, i: usize) -> anyhow::Result<Workflow> {
-    let pj = serde_json::to_value(pipeline(i))?;
-    let svc = service();
-    let id = run_id(i);
+    let pj = serde_json::to_value(bench_pipeline(i))?;
+    let svc = bench_service();
+    let id = bench_run_id(i);
     Ok(build_run_workflow(
         bc,
         &RunRequest {
@@ -722,7 +663,11 @@ async fn burst_rounds(
         let idle_rss = util::rss_kib(rig.pid)?;
         // The protocol hop alone: no-op pings, same harness, same number in flight.
         let pings = runner_burst(&rig.cp, (0..BURST).map(|_| Request::Ping {}).collect()).await;
-        let warm = runner_burst(&rig.cp, (BURST..BURST + WARMUP).map(run_request).collect()).await;
+        let warm = runner_burst(
+            &rig.cp,
+            (BURST..BURST + WARMUP).map(bench_run_request).collect(),
+        )
+        .await;
         if warm.failures > 0 {
             bail!(
                 "{} warm-up requests failed; first: {:?}",
@@ -737,7 +682,7 @@ async fn burst_rounds(
                 pings.failures, pings.first_failure
             );
         }
-        let requests: Vec<Request> = (0..BURST).map(run_request).collect();
+        let requests: Vec<Request> = (0..BURST).map(bench_run_request).collect();
         let runner_pid = rig.pid.to_string();
         let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
         let through_start = Instant::now();
@@ -1006,9 +951,9 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     println!("== tracking 10, then 100 runs (fresh runner, fresh fake Argo)");
     let rig = Rig::start("100", Placement::Shared).await?;
     let idle_rss_2 = util::rss_kib(rig.pid)?;
-    let b10 = runner_burst(&rig.cp, (0..10).map(run_request).collect()).await;
+    let b10 = runner_burst(&rig.cp, (0..10).map(bench_run_request).collect()).await;
     let t10 = track(&rig, 10).await?;
-    let b100 = runner_burst(&rig.cp, (10..100).map(run_request).collect()).await;
+    let b100 = runner_burst(&rig.cp, (10..100).map(bench_run_request).collect()).await;
     let t100 = track(&rig, 100).await?;
     if b10.failures + b100.failures > 0 {
         println!(
@@ -1032,7 +977,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     drop((client, fake, bodies_l));
     let rig = Rig::start("10000", Placement::Shared).await?;
     let rcpu0 = cpu_time(&rig.pid.to_string())?;
-    let through_l = runner_burst(&rig.cp, (0..LARGE).map(run_request).collect()).await;
+    let through_l = runner_burst(&rig.cp, (0..LARGE).map(bench_run_request).collect()).await;
     let runner_cpu_l = cpu_time(&rig.pid.to_string())? - rcpu0;
     if through_l.failures + direct_l.failures > 0 {
         println!(
