@@ -1,9 +1,11 @@
 //! The runner's CPU work for one `runPipeline` request under the Argo executor with
 //! `SECRETS_DELIVERY=pod`, without the sockets: decode the frame, build and resolve the
 //! workflow config, build the Workflow, serialize the create body. The same request
-//! (`runner_core::testkit::bench_run_request`) and settings as `cargo xtask bench-argo`, so a
-//! change here can be told apart from the noise of the end-to-end benchmark on a shared
-//! machine.
+//! (`runner_core::testkit::bench_run_request`) and settings (`testkit::BENCH_*`) as `cargo
+//! xtask bench-argo`, so a change here can be told apart from the noise of the end-to-end
+//! benchmark on a shared machine. The secret values come from an in-memory provider instead of
+//! bench-argo's environment variables (a benchmark cannot set its own environment safely);
+//! they are cached after the first request in both.
 //!
 //! `cargo bench -p runner-core --bench run_path` (add `-- --quick` for a short run). Figures:
 //! docs/benchmarks.md.
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use runner_argo::build::{BuildConfig, RunRequest, build_run_workflow_with_config};
 use runner_core::prepare::Preparer;
-use runner_core::testkit::bench_run_request;
+use runner_core::testkit::{BENCH_AGENT_ID, BENCH_IMAGE, BENCH_NAMESPACE, bench_run_request};
 use runner_protocol::{Frame, Limits, Message, MessageId, Request, decode, encode};
 use runner_secrets::providers::memory::MemoryProvider;
 use runner_secrets::{ResolverOptions, SecretResolver};
@@ -34,9 +36,9 @@ fn settings() -> BuildConfig {
     BuildConfig::from_lookup(|k| {
         Some(
             match k {
-                "AGENT_ID" => "bench-agent",
-                "INGESTION_IMAGE" => "docker.getcollate.io/openmetadata/ingestion:1.9.0",
-                "INGESTION_NAMESPACE" => "ingestion",
+                "AGENT_ID" => BENCH_AGENT_ID,
+                "INGESTION_IMAGE" => BENCH_IMAGE,
+                "INGESTION_NAMESPACE" => BENCH_NAMESPACE,
                 "SECRETS_MANAGER" => "env",
                 "SECRETS_DELIVERY" => "pod",
                 _ => return None,
@@ -89,7 +91,7 @@ async fn one(frame: &str, preparer: &Preparer, bc: &BuildConfig) -> Vec<u8> {
         workflow: &'a runner_argo::model::Workflow,
     }
     serde_json::to_vec(&Create {
-        namespace: "ingestion",
+        namespace: BENCH_NAMESPACE,
         workflow: &built.workflow,
     })
     .expect("body")

@@ -910,6 +910,12 @@ fn finish(
     changed.notify_waiters();
 }
 
+/// The runner settings of `cargo xtask bench-argo` (and `benches/run_path.rs`): `AGENT_ID`,
+/// `INGESTION_IMAGE`, `INGESTION_NAMESPACE`.
+pub const BENCH_AGENT_ID: &str = "bench-argo";
+pub const BENCH_IMAGE: &str = "openmetadata/ingestion:1.9.0";
+pub const BENCH_NAMESPACE: &str = "ingestion";
+
 /// The `runPipeline` request `cargo xtask bench-argo` sends for run `i` (and `cargo bench -p
 /// runner-core --bench run_path` decodes): a distinct metadata pipeline with a `secret:` JWT in
 /// its `openMetadataServerConnection`, a MySQL service with a `secret:` password, `retries: 1`,

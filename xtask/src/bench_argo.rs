@@ -54,9 +54,9 @@ const WINDOW: Duration = Duration::from_secs(30);
 /// Quiet time between "every run is Running" and the window.
 const SETTLE: Duration = Duration::from_secs(2);
 const TOKEN: &str = "bench-argo-token";
-const AGENT: &str = "bench-argo";
-const NAMESPACE: &str = "ingestion";
-const IMAGE: &str = "openmetadata/ingestion:1.9.0";
+const AGENT: &str = runner_core::testkit::BENCH_AGENT_ID;
+const NAMESPACE: &str = runner_core::testkit::BENCH_NAMESPACE;
+const IMAGE: &str = runner_core::testkit::BENCH_IMAGE;
 
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
