@@ -105,7 +105,8 @@ static TRACE: AtomicBool = AtomicBool::new(false);
 /// The first requests of a burst and its slowest ones, with when the fake stored each
 /// workflow: where a burst's latency goes (for instance the runner answering a batch of
 /// requests together, or a stall in the middle of the burst).
-fn print_trace(path: &str, burst: &Burst, start: Instant, created: &[Instant]) {
+fn print_trace(path: &str, burst: &Burst, created: &[Instant]) {
+    let start = burst.start;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let stored: Vec<String> = created
         .iter()
@@ -277,6 +278,8 @@ struct Burst {
     max: Duration,
     failures: usize,
     first_failure: Option<String>,
+    /// When the burst started.
+    start: Instant,
     /// Each request's start (from the burst's start) and latency, in the order they started.
     trace: Vec<(Duration, Duration)>,
 }
@@ -290,7 +293,8 @@ impl Burst {
 /// One request of a burst: when it started (from the burst's start), its latency, its result.
 type Sample = (Duration, Duration, Result<(), String>);
 
-fn burst_of(wall: Duration, results: Vec<Sample>) -> Burst {
+fn burst_of(start: Instant, results: Vec<Sample>) -> Burst {
+    let wall = start.elapsed();
     let mut trace: Vec<(Duration, Duration)> = results.iter().map(|r| (r.0, r.1)).collect();
     trace.sort();
     let mut lat: Vec<Duration> = results.iter().map(|r| r.1).collect();
@@ -305,6 +309,7 @@ fn burst_of(wall: Duration, results: Vec<Sample>) -> Burst {
         max: *lat.last().expect("samples"),
         failures: failures.len(),
         first_failure: failures.first().map(|s| s.to_string()),
+        start,
         trace,
     }
 }
@@ -336,7 +341,7 @@ async fn direct_burst(client: &ArgoClient, bodies: &[Workflow]) -> Burst {
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
-    burst_of(t0.elapsed(), results)
+    burst_of(t0, results)
 }
 
 /// Sends `requests` through the control plane to the runner, `IN_FLIGHT` at a time.
@@ -356,7 +361,7 @@ async fn runner_burst(cp: &MockControlPlane, requests: Vec<Request>) -> Burst {
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
-    burst_of(t0.elapsed(), results)
+    burst_of(t0, results)
 }
 
 /// Where two JSON values first differ (a JSON pointer and both values).
@@ -641,7 +646,6 @@ async fn burst_rounds(
         // Warm-up, not measured: connections opened, caches filled, on both paths alike.
         let warm = direct_burst(&client, warm_bodies).await;
         let cpu0 = cpu_time("self")?;
-        let direct_start = Instant::now();
         let direct = direct_burst(&client, bodies).await;
         let direct_cpu = cpu_time("self")? - cpu0;
         let direct_rejected = fake.rejected().len();
@@ -654,7 +658,7 @@ async fn burst_rounds(
             );
         }
         if TRACE.load(Ordering::Relaxed) {
-            print_trace("straight", &direct, direct_start, &fake.created_at());
+            print_trace("straight", &direct, &fake.created_at());
         }
         drop(client);
         drop(fake);
@@ -685,7 +689,6 @@ async fn burst_rounds(
         let requests: Vec<Request> = (0..BURST).map(bench_run_request).collect();
         let runner_pid = rig.pid.to_string();
         let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
-        let through_start = Instant::now();
         let through = runner_burst(&rig.cp, requests).await;
         let harness_cpu = cpu_time("self")? - cpu0;
         let runner_cpu = cpu_time(&runner_pid)? - rcpu0;
@@ -697,7 +700,7 @@ async fn burst_rounds(
             );
         }
         if TRACE.load(Ordering::Relaxed) {
-            print_trace("through", &through, through_start, &rig.fake.created_at());
+            print_trace("through", &through, &rig.fake.created_at());
         }
         println!(
             "   throughput ratio {:.2}x ({:.0}/s through, {:.0}/s straight)",
