@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -43,7 +43,8 @@ const BURST: usize = 1_000;
 const LARGE: usize = 10_000;
 /// Rounds of the 1,000 burst (each path into fresh fakes and a fresh runner); the median
 /// round is reported.
-const ROUNDS: usize = 5;
+/// Rounds of the 1,000 burst per placement (`--rounds N`; 5 unless given).
+static ROUNDS_N: AtomicUsize = AtomicUsize::new(5);
 /// Requests sent before each measured burst, on each path (other pipelines and run ids).
 const WARMUP: usize = 64;
 /// Requests in flight, on both paths.
@@ -87,20 +88,57 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let mut quick = false;
-    for a in args {
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--burst-only" => quick = true,
+            "--own-core-only" => {
+                quick = true;
+                OWN_CORE_ONLY.store(true, Ordering::Relaxed);
+            }
+            "--aa" => AA.store(true, Ordering::Relaxed),
             "--trace" => TRACE.store(true, Ordering::Relaxed),
+            "--rounds" => {
+                let n = args
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .context(
+                        "--rounds takes a number of rounds (at least 1), e.g. `--rounds 15`",
+                    )?;
+                ROUNDS_N.store(n, Ordering::Relaxed);
+            }
             other => bail!(
-                "bench-argo takes `--burst-only` and `--trace` (got `{other}`); see `cargo xtask help`"
+                "bench-argo takes `--burst-only`, `--own-core-only`, `--rounds N`, `--aa` and `--trace` (got `{other}`); see `cargo xtask help`"
             ),
         }
+    }
+    if AA.load(Ordering::Relaxed) && !quick {
+        bail!(
+            "--aa measures the noise floor of the burst rounds only: add `--burst-only` or `--own-core-only`"
+        );
+    }
+    if AA.load(Ordering::Relaxed) {
+        println!(
+            "== --aa: the \"through\" column is the straight path measured a second time (runner idle); every ratio is noise, CPU and body checks do not apply"
+        );
     }
     rt.block_on(inner(quick))
 }
 
 /// `--trace`: print each round's timeline (see [`print_trace`]).
 static TRACE: AtomicBool = AtomicBool::new(false);
+/// `--own-core-only`: only the rounds with the runner on a core of its own.
+static OWN_CORE_ONLY: AtomicBool = AtomicBool::new(false);
+/// `--aa`: the benchmark's noise floor. In each round, the path "through the runner" is
+/// replaced by a second run of the straight path (a fresh fake Argo, the same warm-up and
+/// bodies), so every ratio printed compares the straight path with itself: how far from 1.00x
+/// this machine and harness put two measurements of the same thing.
+static AA: AtomicBool = AtomicBool::new(false);
+
+fn rounds_n() -> usize {
+    ROUNDS_N.load(Ordering::Relaxed)
+}
 
 /// The first requests of a burst and its slowest ones, with when the fake stored each
 /// workflow: where a burst's latency goes (for instance the runner answering a batch of
@@ -632,6 +670,8 @@ async fn burst_rounds(
     warm_bodies: &[Workflow],
     placement: Placement,
 ) -> anyhow::Result<(Vec<Round>, Rig, bool)> {
+    #[allow(non_snake_case)]
+    let ROUNDS = rounds_n();
     let mut rounds: Vec<Round> = Vec::with_capacity(ROUNDS);
     let mut validating = false;
     let mut kept: Option<Rig> = None;
@@ -689,7 +729,15 @@ async fn burst_rounds(
         let requests: Vec<Request> = (0..BURST).map(bench_run_request).collect();
         let runner_pid = rig.pid.to_string();
         let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
-        let through = runner_burst(&rig.cp, requests).await;
+        let through = if AA.load(Ordering::Relaxed) {
+            // The noise floor: the straight path again, on a fresh fake, the runner idle.
+            let fake = FakeArgo::start(fake_config()).await?;
+            let client = client_for(&fake, env)?;
+            let _warm = direct_burst(&client, warm_bodies).await;
+            direct_burst(&client, bodies).await
+        } else {
+            runner_burst(&rig.cp, requests).await
+        };
         let harness_cpu = cpu_time("self")? - cpu0;
         let runner_cpu = cpu_time(&runner_pid)? - rcpu0;
         if through.failures > 0 {
@@ -768,7 +816,8 @@ async fn own_core_rounds(
     let m = s.median;
     let cpu = Cpu::of(&rounds);
     Ok(Some(format!(
-        "| {BURST} run requests, runner on CPU 1, harness on CPU 0 (median of {ROUNDS} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {cpu} | <= 1.2x |",
+        "| {BURST} run requests, runner on CPU 1, harness on CPU 0 (median of {} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {cpu} | <= 1.2x |",
+        rounds_n(),
         m.through.throughput(),
         m.through.p50,
         m.through.p99,
@@ -870,6 +919,12 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         .map(|i| workflow(&bc, i))
         .collect::<anyhow::Result<_>>()?;
 
+    if OWN_CORE_ONLY.load(Ordering::Relaxed) {
+        if let Some(line) = own_core_rounds(&env, &bodies, &warm_bodies, cores).await? {
+            println!("{line}");
+        }
+        return Ok(());
+    }
     // 1. The burst, in rounds, the processes sharing the cores; then again with the runner on
     //    a core of its own.
     let (rounds, rig, validating) =
@@ -1003,7 +1058,8 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!();
     println!(
-        "The {BURST} burst ran {ROUNDS} times; columns: the round with the median throughput ratio. Throughput ratio of each round: {round_ratios}. Median over the rounds of the p50 ratio: {p50_ratio:.2}x, of the p99 ratio: {p99_ratio:.2}x."
+        "The {BURST} burst ran {} times; columns: the round with the median throughput ratio. Throughput ratio of each round: {round_ratios}. Median over the rounds of the p50 ratio: {p50_ratio:.2}x, of the p99 ratio: {p99_ratio:.2}x.",
+        rounds_n()
     );
     println!();
     println!(

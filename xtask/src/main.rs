@@ -56,6 +56,12 @@ fn main() -> ExitCode {
             println!(
                 "                 --trace: also each round's first and slowest requests and when the fake stored them"
             );
+            println!(
+                "                 --own-core-only: only the rounds with the runner on a core of its own; --rounds N: N rounds"
+            );
+            println!(
+                "                 per placement (5); --aa: the noise floor (the straight path against itself)"
+            );
             println!("  bench-ops      start to /readyz, /metrics scrape cost, binary size");
             println!("  fuzz [--seconds N] [TARGET...]  run the cargo-fuzz targets (nightly)");
             println!(
