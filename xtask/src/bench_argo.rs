@@ -5,12 +5,16 @@
 //!    in-process fake Argo Server, against posting the same Workflow bodies (built with
 //!    `build_run_workflow` from the same settings) straight to a fresh fake Argo with
 //!    `ArgoClient::create_workflow`, from the same harness, with the same number in flight.
-//!    In 5 rounds after a warm-up, each round isolated from the next (the median round is
+//!    In 5 rounds (`--rounds N`) after a warm-up, each round isolated from the next (the median round is
 //!    reported), first with every process sharing the cores, then with the runner on a core
 //!    of its own (see [`Placement`]).
 //! 2. Argo API requests the runner makes over a fixed window while it tracks 10, 100 and 1,000
 //!    active runs (the fake's phase plan keeps them Running), scaled to per minute.
 //! 3. The runner's RSS while it tracks them.
+//!
+//! `--burst-only` runs only part 1, `--own-core-only` only its own-core rounds, and `--aa`
+//! (with either) replaces the path through the runner by a second measurement of the straight
+//! path: the ratios it prints are this machine's noise floor.
 //!
 //! Both fakes validate every request body against `shared/specs/argo/swagger.json` when the
 //! file is present (the table says whether it was).
@@ -41,9 +45,8 @@ use crate::util;
 const BURST: usize = 1_000;
 /// Requests in the large burst (scaling).
 const LARGE: usize = 10_000;
-/// Rounds of the 1,000 burst (each path into fresh fakes and a fresh runner); the median
-/// round is reported.
-/// Rounds of the 1,000 burst per placement (`--rounds N`; 5 unless given).
+/// Rounds of the 1,000 burst per placement (each path into fresh fakes and a fresh runner);
+/// the median round is reported. 5 unless `--rounds N` says otherwise.
 static ROUNDS_N: AtomicUsize = AtomicUsize::new(5);
 /// Requests sent before each measured burst, on each path (other pipelines and run ids).
 const WARMUP: usize = 64;
@@ -659,7 +662,7 @@ fn pin_harness(cpus: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The 1,000 burst in [`ROUNDS`] rounds. A round: the bodies straight to a fresh fake Argo,
+/// The 1,000 burst in [`rounds_n`] rounds. A round: the bodies straight to a fresh fake Argo,
 /// then the same requests through a fresh runner into another fresh fake, each after a
 /// warm-up. One burst lasts about 0.2 s on 2 shared cores, so one round's ratio is noisy:
 /// the caller reports the median round and every round's ratio. The last round's runner is
@@ -670,14 +673,13 @@ async fn burst_rounds(
     warm_bodies: &[Workflow],
     placement: Placement,
 ) -> anyhow::Result<(Vec<Round>, Rig, bool)> {
-    #[allow(non_snake_case)]
-    let ROUNDS = rounds_n();
-    let mut rounds: Vec<Round> = Vec::with_capacity(ROUNDS);
+    let total = rounds_n();
+    let mut rounds: Vec<Round> = Vec::with_capacity(total);
     let mut validating = false;
     let mut kept: Option<Rig> = None;
-    for r in 1..=ROUNDS {
+    for r in 1..=total {
         println!(
-            "== round {r}/{ROUNDS}{}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh runner; {IN_FLIGHT} in flight",
+            "== round {r}/{total}{}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh runner; {IN_FLIGHT} in flight",
             placement.label()
         );
         let fake = FakeArgo::start(fake_config()).await?;
@@ -770,7 +772,7 @@ async fn burst_rounds(
         });
         // Nothing of this round may run during the next one (its fake moves 1,000 runs to
         // Running a second after they were created, and its runner reports them).
-        if r < ROUNDS {
+        if r < total {
             rig.stop().await?;
         } else {
             kept = Some(rig);
