@@ -5,9 +5,9 @@
 //!    in-process fake Argo Server, against posting the same Workflow bodies (built with
 //!    `build_run_workflow` from the same settings) straight to a fresh fake Argo with
 //!    `ArgoClient::create_workflow`, from the same harness, with the same number in flight.
-//!    In 5 rounds (`--rounds N`) after a warm-up, each round isolated from the next (the median round is
-//!    reported), first with every process sharing the cores, then with the runner on a core
-//!    of its own (see [`Placement`]).
+//!    In 5 rounds (`--rounds N`) after a warm-up, each round isolated from the next (the
+//!    median round is reported), first with every process sharing the cores, then with the
+//!    runner on a core of its own (see [`Placement`]).
 //! 2. Argo API requests the runner makes over a fixed window while it tracks 10, 100 and 1,000
 //!    active runs (the fake's phase plan keeps them Running), scaled to per minute.
 //! 3. The runner's RSS while it tracks them.
@@ -662,6 +662,34 @@ fn pin_harness(cpus: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The straight path once: a fresh fake Argo, the warm-up (not measured: connections opened,
+/// caches filled, as on the path through the runner), then `bodies`. Returns the fake, the
+/// burst and the harness CPU it took; fails unless every create succeeded and was stored.
+async fn straight_burst(
+    env: &HashMap<String, String>,
+    bodies: &[Workflow],
+    warm_bodies: &[Workflow],
+) -> anyhow::Result<(FakeArgo, Burst, Duration)> {
+    let fake = FakeArgo::start(fake_config()).await?;
+    let client = client_for(&fake, env)?;
+    let warm = direct_burst(&client, warm_bodies).await;
+    let cpu0 = cpu_time("self")?;
+    let direct = direct_burst(&client, bodies).await;
+    let cpu = cpu_time("self")? - cpu0;
+    let stored = fake.workflows().len();
+    if stored != bodies.len() + warm_bodies.len() || direct.failures + warm.failures > 0 {
+        bail!(
+            "direct path: {stored} workflows stored, {} failures (first: {:?})",
+            direct.failures + warm.failures,
+            direct
+                .first_failure
+                .as_ref()
+                .or(warm.first_failure.as_ref())
+        );
+    }
+    Ok((fake, direct, cpu))
+}
+
 /// The 1,000 burst in [`rounds_n`] rounds. A round: the bodies straight to a fresh fake Argo,
 /// then the same requests through a fresh runner into another fresh fake, each after a
 /// warm-up. One burst lasts about 0.2 s on 2 shared cores, so one round's ratio is noisy:
@@ -682,27 +710,12 @@ async fn burst_rounds(
             "== round {r}/{total}{}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh runner; {IN_FLIGHT} in flight",
             placement.label()
         );
-        let fake = FakeArgo::start(fake_config()).await?;
+        let (fake, direct, direct_cpu) = straight_burst(env, bodies, warm_bodies).await?;
         validating = fake.validating();
-        let client = client_for(&fake, env)?;
-        // Warm-up, not measured: connections opened, caches filled, on both paths alike.
-        let warm = direct_burst(&client, warm_bodies).await;
-        let cpu0 = cpu_time("self")?;
-        let direct = direct_burst(&client, bodies).await;
-        let direct_cpu = cpu_time("self")? - cpu0;
         let direct_rejected = fake.rejected().len();
-        if fake.workflows().len() != BURST + WARMUP || direct.failures + warm.failures > 0 {
-            bail!(
-                "direct path: {} workflows stored, {} failures (first: {:?})",
-                fake.workflows().len(),
-                direct.failures,
-                direct.first_failure
-            );
-        }
         if TRACE.load(Ordering::Relaxed) {
             print_trace("straight", &direct, &fake.created_at());
         }
-        drop(client);
         drop(fake);
 
         let rig = Rig::start("1000", placement).await?;
@@ -728,17 +741,13 @@ async fn burst_rounds(
                 pings.failures, pings.first_failure
             );
         }
-        let requests: Vec<Request> = (0..BURST).map(bench_run_request).collect();
         let runner_pid = rig.pid.to_string();
         let (cpu0, rcpu0) = (cpu_time("self")?, cpu_time(&runner_pid)?);
         let through = if AA.load(Ordering::Relaxed) {
             // The noise floor: the straight path again, on a fresh fake, the runner idle.
-            let fake = FakeArgo::start(fake_config()).await?;
-            let client = client_for(&fake, env)?;
-            let _warm = direct_burst(&client, warm_bodies).await;
-            direct_burst(&client, bodies).await
+            straight_burst(env, bodies, warm_bodies).await?.1
         } else {
-            runner_burst(&rig.cp, requests).await
+            runner_burst(&rig.cp, (0..BURST).map(bench_run_request).collect()).await
         };
         let harness_cpu = cpu_time("self")? - cpu0;
         let runner_cpu = cpu_time(&runner_pid)? - rcpu0;
