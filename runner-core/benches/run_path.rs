@@ -81,7 +81,7 @@ async fn one(frame: &str, preparer: &Preparer, bc: &BuildConfig) -> Vec<u8> {
             run_id: &run_id,
             overrides: None,
         },
-        prepared.unresolved,
+        prepared.config.into_original(),
     )
     .expect("built");
     // The body of Argo Server's create call, as runner-argo's client writes it.

@@ -293,8 +293,7 @@ impl Dispatcher {
                     pipeline: *pipeline,
                     service,
                     run_id: run_id.clone(),
-                    workflow_config: prepared.workflow_config,
-                    unresolved_config: prepared.unresolved,
+                    config: prepared.config,
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
                     config_override: options.config_override,
@@ -408,7 +407,7 @@ impl Dispatcher {
                 match ex
                     .run_automation(AutomationSpec {
                         run_id: run_id.clone(),
-                        workflow: prepared.workflow_config,
+                        workflow: prepared.config.into_exposed(),
                         original: workflow,
                         masker: prepared.masker,
                     })
@@ -436,8 +435,7 @@ impl Dispatcher {
                     pipeline,
                     service: None,
                     run_id: run_id.clone(),
-                    workflow_config: prepared.workflow_config,
-                    unresolved_config: prepared.unresolved,
+                    config: prepared.config,
                     trigger: Trigger::Manual,
                     masker: prepared.masker,
                     config_override: None,

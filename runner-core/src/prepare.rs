@@ -9,19 +9,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use runner_protocol::{ComponentHealth, ErrorBody, ErrorCode, IngestionPipeline};
-use runner_secrets::{ErrorKind, Masker, SecretError, SecretResolver};
+use runner_secrets::{ErrorKind, Masker, ResolvedConfig, SecretError, SecretResolver};
 use serde_json::Value;
 
 use crate::runner::HealthProbe;
 
-/// A run's config ready for the workload. `workflow_config` holds resolved values: it goes to
-/// the workload only (child env, a per-run Kubernetes Secret), never to a log or upstream.
+/// A run's config ready for the workload: every `secret:` reference resolved. The config with
+/// the values in place ([`ResolvedConfig::expose`]) goes to the workload only (child env, a
+/// per-run Kubernetes Secret), never to a log or upstream; it is built only when a workload
+/// needs it. [`ResolvedConfig::into_original`] is what a pod that resolves the references
+/// itself gets (`SECRETS_DELIVERY=pod`).
 #[derive(Clone, Default)]
 pub struct PreparedConfig {
-    pub workflow_config: Value,
-    /// The same config with its `secret:` references as they are: what a pod that resolves
-    /// them itself gets (`SECRETS_DELIVERY=pod`).
-    pub unresolved: Value,
+    pub config: ResolvedConfig,
     /// Redacts the resolved values (and their encodings) from logs and messages.
     pub masker: Masker,
     /// Number of `secret:` references resolved.
@@ -36,7 +36,7 @@ impl std::fmt::Debug for PreparedConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedConfig")
             .field("references", &self.references)
-            .field("workflow_config", &"<hidden: may hold resolved secrets>")
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -126,8 +126,7 @@ impl Preparer {
     pub async fn resolve(&self, config: Value) -> Result<PreparedConfig, ErrorBody> {
         let Some(resolver) = &self.resolver else {
             return Ok(PreparedConfig {
-                workflow_config: config.clone(),
-                unresolved: config,
+                config: ResolvedConfig::without_references(config),
                 masker: Masker::default(),
                 references: 0,
                 pipeline: Value::Null,
@@ -151,10 +150,8 @@ impl Preparer {
             tracing::debug!(references, "secret references resolved");
         }
         let masker = resolved.masker().clone();
-        let (unresolved, workflow_config) = resolved.into_configs();
         Ok(PreparedConfig {
-            workflow_config,
-            unresolved,
+            config: resolved,
             masker,
             references,
             pipeline: Value::Null,

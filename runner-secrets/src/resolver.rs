@@ -393,11 +393,11 @@ impl SecretResolver {
         let found = find_references(&config)?;
         let refs: Vec<SecretRef> = found.iter().map(|f| f.reference.clone()).collect();
         let results = self.resolve_all(&refs).await;
-        let mut resolved = config.clone();
         let mut values: Vec<SecretValue> = Vec::new();
+        let mut slots = Vec::with_capacity(found.len());
         for (f, res) in found.iter().zip(results) {
             let res = res?;
-            let Some(text) = res.value.expose_str() else {
+            if res.value.expose_str().is_none() {
                 return Err(SecretError::Resolve {
                     reference: f.reference.to_string(),
                     provider: res.provider,
@@ -409,19 +409,22 @@ impl SecretResolver {
                     ),
                     source: None,
                 });
+            }
+            let slot = match values.iter().position(|v| *v == res.value) {
+                Some(i) => i,
+                None => {
+                    values.push(res.value);
+                    values.len() - 1
+                }
             };
-            if let Some(slot) = resolved.pointer_mut(&f.pointer) {
-                *slot = Value::String(text.to_owned());
-            }
-            if !values.contains(&res.value) {
-                values.push(res.value.clone());
-            }
+            slots.push(slot);
         }
         let masker = Masker::new(&values);
         Ok(ResolvedConfig {
             original: config,
-            resolved,
+            resolved: Default::default(),
             references: found,
+            slots,
             values,
             masker,
         })

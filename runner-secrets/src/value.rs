@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -72,31 +73,69 @@ impl fmt::Display for SecretValue {
 
 /// A config whose references were all resolved. `Debug` prints the *original* config (with its
 /// `secret:` references), never the resolved one.
-#[derive(Clone)]
+///
+/// The config with the values in place is built the first time it is asked for
+/// ([`Self::expose`], [`Self::into_exposed`], [`Self::into_configs`]): a caller that only
+/// needed the references checked (a pod that resolves them itself) never copies the config,
+/// and the values stay in their [`SecretValue`]s until a workload needs them.
+#[derive(Clone, Default)]
 pub struct ResolvedConfig {
     pub(crate) original: Value,
-    pub(crate) resolved: Value,
+    /// Built on first use from `original`, `references` and `slots`.
+    pub(crate) resolved: OnceLock<Value>,
     pub(crate) references: Vec<FoundReference>,
+    /// For each of `references`, the index of its value in `values` (always UTF-8: checked
+    /// when it was resolved).
+    pub(crate) slots: Vec<usize>,
     pub(crate) values: Vec<SecretValue>,
     pub(crate) masker: Masker,
 }
 
 impl ResolvedConfig {
+    /// A config that needs no resolving (no secrets backend in use): exposed as it is.
+    pub fn without_references(config: Value) -> Self {
+        Self {
+            original: config,
+            ..Self::default()
+        }
+    }
+
+    /// The original with each reference replaced by its value.
+    fn substituted(&self) -> Value {
+        let mut out = self.original.clone();
+        for (f, &i) in self.references.iter().zip(&self.slots) {
+            let text = self.values.get(i).and_then(SecretValue::expose_str);
+            if let (Some(slot), Some(text)) = (out.pointer_mut(&f.pointer), text) {
+                *slot = Value::String(text.to_owned());
+            }
+        }
+        out
+    }
+
     /// The config with values substituted. Hand it to the workload only (child env/stdin,
     /// a per-run Kubernetes Secret); never log or send it upstream.
     pub fn expose(&self) -> &Value {
-        &self.resolved
+        if self.references.is_empty() {
+            return &self.original;
+        }
+        self.resolved.get_or_init(|| self.substituted())
     }
 
     /// Take the resolved config out.
-    pub fn into_exposed(self) -> Value {
-        self.resolved
+    pub fn into_exposed(mut self) -> Value {
+        if self.references.is_empty() {
+            return self.original;
+        }
+        match self.resolved.take() {
+            Some(v) => v,
+            None => self.substituted(),
+        }
     }
 
     /// The resolved config as YAML text (for a workload that reads YAML). Same care as
     /// [`Self::expose`].
     pub fn expose_yaml(&self) -> String {
-        serde_yaml_ng::to_string(&self.resolved).unwrap_or_default()
+        serde_yaml_ng::to_string(self.expose()).unwrap_or_default()
     }
 
     /// The config as it was given (references, no values): safe to log or store.
@@ -104,10 +143,23 @@ impl ResolvedConfig {
         &self.original
     }
 
+    /// Takes the config as it was given out, without building the resolved one.
+    pub fn into_original(self) -> Value {
+        self.original
+    }
+
     /// Takes both configs out: `(original, resolved)`. Same care for `resolved` as
     /// [`Self::expose`].
-    pub fn into_configs(self) -> (Value, Value) {
-        (self.original, self.resolved)
+    pub fn into_configs(mut self) -> (Value, Value) {
+        if self.references.is_empty() {
+            let copy = self.original.clone();
+            return (self.original, copy);
+        }
+        let resolved = match self.resolved.take() {
+            Some(v) => v,
+            None => self.substituted(),
+        };
+        (self.original, resolved)
     }
 
     /// Where each reference was (JSON pointers) and what it was.

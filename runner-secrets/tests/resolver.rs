@@ -502,3 +502,39 @@ async fn file_provider() {
     assert!(!e.to_string().contains("not json"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The resolved config is built on demand; every way of taking it out gives the same tree, and
+/// taking only the original never puts a value in it.
+#[tokio::test]
+async fn resolved_config_is_built_on_demand_and_the_same_every_way() {
+    let (_p, r) = setup(fast());
+    let cfg = json!({
+        "a": "secret:plain",
+        "b": ["secret:my/database/credentials/password", {"c": "secret:plain"}],
+        "d": 1
+    });
+    let want = json!({"a": "just-text", "b": ["s3cr3t!", {"c": "just-text"}], "d": 1});
+    let resolved = r.resolve_config(&cfg).await.unwrap();
+    assert_eq!(
+        resolved.values().len(),
+        2,
+        "a value used twice is kept once"
+    );
+    assert_eq!(resolved.expose(), &want);
+    assert_eq!(
+        resolved.expose_yaml(),
+        serde_yaml_ng::to_string(&want).unwrap()
+    );
+    assert_eq!(resolved.clone().into_exposed(), want);
+    let (original, built) = resolved.clone().into_configs();
+    assert_eq!((&original, &built), (&cfg, &want));
+    // Not exposed before: built by the consuming calls themselves.
+    let fresh = r.resolve_config(&cfg).await.unwrap();
+    assert_eq!(fresh.clone().into_exposed(), want);
+    assert_eq!(fresh.clone().into_configs().1, want);
+    assert_eq!(fresh.into_original(), cfg);
+
+    let plain = runner_secrets::ResolvedConfig::without_references(json!({"x": "y"}));
+    assert_eq!(plain.expose(), &json!({"x": "y"}));
+    assert_eq!(plain.into_configs(), (json!({"x": "y"}), json!({"x": "y"})));
+}

@@ -299,7 +299,7 @@ impl Inner {
             .resolve(config.clone())
             .await
             .map_err(|e| ExecutorError::InvalidRequest(e.message))?;
-        self.put_config(name, labels, &prepared.workflow_config)
+        self.put_config(name, labels, prepared.config.expose())
             .await
     }
 
@@ -446,14 +446,16 @@ impl Executor for ArgoExecutor {
                 pj
             }
         };
-        // The dispatcher built this run's config and resolved it; the Workflow gets the
-        // unresolved one (pod delivery) or the resolved one goes into its Secret (runner
-        // delivery): built once, resolved once.
-        let RunSpec {
-            workflow_config: resolved,
-            unresolved_config,
-            ..
-        } = spec;
+        // The dispatcher built this run's config and resolved its references; the Workflow
+        // gets the unresolved one, and with runner delivery the resolved one goes into its
+        // Secret (built here, once). With pod delivery the resolved one is never built.
+        let (unresolved_config, resolved) = match self.inner.settings.build.secrets_delivery {
+            SecretsDelivery::Runner => {
+                let (unresolved, resolved) = spec.config.into_configs();
+                (unresolved, Some(resolved))
+            }
+            SecretsDelivery::Pod => (spec.config.into_original(), None),
+        };
         let built = build_run_workflow_with_config(
             &self.inner.settings.build,
             &RunRequest {
@@ -466,8 +468,14 @@ impl Executor for ArgoExecutor {
         )
         .map_err(build_err)?;
         if let Some(secret) = &built.config_secret_name {
+            let resolved = resolved.as_ref().ok_or_else(|| {
+                ExecutorError::Unavailable(format!(
+                    "run {}: the Workflow reads its config from Secret {secret}, but this runner's SECRETS_DELIVERY is not `runner`; report this as a bug",
+                    spec.run_id
+                ))
+            })?;
             self.inner
-                .put_config(secret, &built.workflow.metadata.labels, &resolved)
+                .put_config(secret, &built.workflow.metadata.labels, resolved)
                 .await?;
         }
         let submitted = self

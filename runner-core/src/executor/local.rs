@@ -507,8 +507,7 @@ impl Inner {
                         pipeline: pipeline.clone(),
                         service,
                         run_id,
-                        workflow_config: p.workflow_config,
-                        unresolved_config: p.unresolved,
+                        config: p.config,
                         trigger: Trigger::Schedule,
                         masker: p.masker,
                         config_override: None,
@@ -527,7 +526,7 @@ impl Inner {
     fn launch(&self, spec: &RunSpec) -> Launch {
         let fqn = spec.pipeline.fqn().to_owned();
         let mut env = self.config.extra_envs.clone();
-        env.push(("config".into(), spec.workflow_config.to_string()));
+        env.push(("config".into(), spec.config.expose().to_string()));
         env.push((
             "pipelineType".into(),
             spec.pipeline.pipeline_type.as_str().to_owned(),

@@ -14,7 +14,7 @@ use runner_protocol::{
     ComponentHealth, ErrorBody, ErrorCode, IngestionLogs, IngestionPipeline, PipelineState,
     PipelineStatus, PipelineType, RunnerEvent,
 };
-use runner_secrets::Masker;
+use runner_secrets::{Masker, ResolvedConfig};
 use serde_json::Value;
 
 use crate::Outbox;
@@ -76,15 +76,14 @@ pub struct RunSpec {
     pub pipeline: IngestionPipeline,
     pub service: Option<Value>,
     pub run_id: String,
-    /// Holds resolved secret values: for the workload only.
-    pub workflow_config: Value,
-    /// `workflow_config` before resolution (`secret:` references as they are).
-    pub unresolved_config: Value,
+    /// The workflow config with its `secret:` references resolved: what it exposes goes to the
+    /// workload only; [`ResolvedConfig::into_original`] keeps the references as they are.
+    pub config: ResolvedConfig,
     pub trigger: Trigger,
     /// Redacts the resolved values from the run's logs.
     pub masker: Masker,
     /// The control plane's replacement of `sourceConfig.config` (already applied to
-    /// `workflow_config`; executors that build their own objects apply it themselves).
+    /// `config`; executors that build their own objects apply it themselves).
     pub config_override: Option<Value>,
     /// The pipeline as JSON with `config_override` applied, when the preparer built it
     /// ([`crate::prepare::PreparedConfig::pipeline`]); `Null` when not.
