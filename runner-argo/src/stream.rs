@@ -110,6 +110,10 @@ struct Probe {
     error: Option<Value>,
 }
 
+/// The largest line buffer [`FrameDecoder`] keeps between lines (a workflow event is a few
+/// KiB; a rare long one is not held on to).
+const KEEP_LINE_CAPACITY: usize = 64 * 1024;
+
 /// Incremental decoder: push bytes as they arrive, take complete frames out.
 #[derive(Debug)]
 pub struct FrameDecoder {
@@ -139,13 +143,24 @@ impl FrameDecoder {
             if self.line.len() + pos > self.max {
                 return Err(ArgoError::FrameTooLarge { limit: self.max });
             }
-            self.line.extend_from_slice(&rest[..pos]);
+            let piece = &rest[..pos];
             rest = &rest[pos + 1..];
+            if self.line.is_empty() {
+                // A whole line in this chunk: read in place, not copied.
+                self.on_line(piece.strip_suffix(b"\r").unwrap_or(piece), &mut out)?;
+                continue;
+            }
+            self.line.extend_from_slice(piece);
             let mut line = std::mem::take(&mut self.line);
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
             self.on_line(&line, &mut out)?;
+            // Keep the buffer for the next partial line unless one long line grew it.
+            if line.capacity() <= KEEP_LINE_CAPACITY {
+                line.clear();
+                self.line = line;
+            }
         }
         if self.line.len() + rest.len() > self.max {
             return Err(ArgoError::FrameTooLarge { limit: self.max });
@@ -357,6 +372,51 @@ mod tests {
         let last = d.finish().unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].decode::<Value>().unwrap().unwrap(), json!({"a":2}));
+    }
+
+    /// Values of the `result` frames one decoder returns for `chunks`, in order.
+    fn results_of(chunks: &[&[u8]]) -> Vec<Value> {
+        let mut d = FrameDecoder::new(StreamFormat::Ndjson, 4096);
+        let mut frames = Vec::new();
+        for c in chunks {
+            frames.extend(d.push(c).unwrap());
+        }
+        frames.extend(d.finish().unwrap());
+        frames
+            .iter()
+            .map(|f| f.decode::<Value>().unwrap().unwrap())
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// However a stream is cut into chunks (lines whole in one chunk, split over several,
+        /// `\r\n` split from its `\n`), the frames are the ones of the uncut stream.
+        #[test]
+        fn ndjson_frames_do_not_depend_on_chunking(
+            lines in proptest::collection::vec((0u32..1000, 0usize..300, proptest::bool::ANY), 1..12),
+            cuts in proptest::collection::vec(0usize..8000, 0..16),
+        ) {
+            let mut text = Vec::new();
+            let mut want = Vec::new();
+            for (n, pad, crlf) in &lines {
+                let v = json!({"n": n, "pad": "x".repeat(*pad)});
+                text.extend(serde_json::to_vec(&json!({"result": v})).unwrap());
+                text.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
+                want.push(v);
+            }
+            let mut at: Vec<usize> = cuts.into_iter().map(|c| c % (text.len() + 1)).collect();
+            at.sort_unstable();
+            at.dedup();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut from = 0;
+            for c in at {
+                chunks.push(&text[from..c]);
+                from = c;
+            }
+            chunks.push(&text[from..]);
+            proptest::prop_assert_eq!(results_of(&[&text]), want.clone());
+            proptest::prop_assert_eq!(results_of(&chunks), want);
+        }
     }
 
     #[test]
