@@ -144,8 +144,9 @@ fn rounds_n() -> usize {
 }
 
 /// The first requests of a burst and its slowest ones, with when the fake stored each
-/// workflow: where a burst's latency goes (for instance the runner answering a batch of
-/// requests together, or a stall in the middle of the burst).
+/// workflow, and the longest spells in which no request completed: where a burst's latency
+/// goes (for instance the runner answering a batch of requests together, a stall in the
+/// middle of the burst, or the harness answering in batches).
 fn print_trace(path: &str, burst: &Burst, created: &[Instant]) {
     let start = burst.start;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -161,6 +162,18 @@ fn print_trace(path: &str, burst: &Burst, created: &[Instant]) {
         .take(IN_FLIGHT + 8)
         .map(|(s, d)| format!("{:.1}+{:.1}", ms(*s), ms(*d)))
         .collect();
+    // When requests complete: long gaps with nothing completing mean the harness answers in
+    // batches (its one thread on CPU 0 handles every ready request before it reads replies).
+    let mut done: Vec<Duration> = burst.trace.iter().map(|(s, d)| *s + *d).collect();
+    done.sort();
+    let mut gaps: Vec<(Duration, Duration)> =
+        done.windows(2).map(|w| (w[1] - w[0], w[0])).collect();
+    gaps.sort_by_key(|g| std::cmp::Reverse(g.0));
+    let gaps: Vec<String> = gaps
+        .iter()
+        .take(8)
+        .map(|(g, at)| format!("{:.1}@{:.1}", ms(*g), ms(*at)))
+        .collect();
     let mut slow = burst.trace.clone();
     slow.sort_by_key(|t| std::cmp::Reverse(t.1));
     let slow: Vec<String> = slow
@@ -169,11 +182,12 @@ fn print_trace(path: &str, burst: &Burst, created: &[Instant]) {
         .map(|(s, d)| format!("{:.1}@{:.1}", ms(*d), ms(*s)))
         .collect();
     println!(
-        "   trace {path}: first requests, start+latency ms: {}\n   trace {path}: first workflows stored at ms: {}\n   trace {path}: slowest, latency@start ms: {} (burst {:.1} ms)",
+        "   trace {path}: first requests, start+latency ms: {}\n   trace {path}: first workflows stored at ms: {}\n   trace {path}: slowest, latency@start ms: {} (burst {:.1} ms)\n   trace {path}: longest gaps with no request completing, gap@after ms: {}",
         head.join(" "),
         stored.join(" "),
         slow.join(" "),
-        ms(burst.wall)
+        ms(burst.wall),
+        gaps.join(" ")
     );
 }
 
