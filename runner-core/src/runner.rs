@@ -27,6 +27,11 @@ use crate::executor::Executor;
 use crate::outbox::Outbox;
 use crate::prepare::Preparer;
 
+/// How long a status event may wait in the socket's buffer for a reply to share its write.
+/// Under load nearly every event goes out with a reply (one system call for both, and one
+/// segment for the control plane to read); alone, an event leaves within a millisecond or two.
+const EVENT_LINGER: Duration = Duration::from_millis(1);
+
 /// A readiness check of something the runner depends on (the secrets backend).
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
@@ -484,6 +489,11 @@ impl Runner {
         let mut sent_through = 0u64;
         let mut drain: Option<(Instant, tokio::task::JoinHandle<()>)> = None;
         let mut drain_tick = tokio::time::interval(Duration::from_millis(50));
+        // Events fed to the socket's buffer but not yet written go out when `linger` fires,
+        // or earlier with the next reply, in the same write.
+        let mut events_unwritten = false;
+        let linger = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(linger);
 
         loop {
             // Send events not yet sent in this session (all unacked ones after a reconnect).
@@ -499,8 +509,9 @@ impl Runner {
                         return end;
                     }
                 }
-                if let Err(end) = write_within(write_limit, "sending events", sink.flush()).await {
-                    return end;
+                if !events_unwritten {
+                    events_unwritten = true;
+                    linger.as_mut().reset(Instant::now() + EVENT_LINGER);
                 }
                 continue;
             }
@@ -558,6 +569,12 @@ impl Runner {
                     drain = Some((Instant::now() + grace + Duration::from_secs(5), handle));
                 }
                 _ = drain_tick.tick(), if drain.is_some() => {}
+                _ = &mut linger, if events_unwritten => {
+                    if let Err(end) = write_within(write_limit, "sending events", sink.flush()).await {
+                        return end;
+                    }
+                    events_unwritten = false;
+                }
                 frame = stream.next() => {
                     let message = match frame {
                         None => return SessionEnd::Lost("the control plane closed the connection".into()),
@@ -639,6 +656,7 @@ impl Runner {
                     if let Err(end) = write_within(write_limit, "sending a reply", sink.flush()).await {
                         return end;
                     }
+                    events_unwritten = false;
                 }
                 _ = &mut notified => {}
                 _ = heartbeat.tick() => {
