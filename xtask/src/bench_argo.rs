@@ -166,29 +166,29 @@ fn print_trace(path: &str, burst: &Burst, created: &[Instant]) {
     // batches (its one thread on CPU 0 handles every ready request before it reads replies).
     let mut done: Vec<Duration> = burst.trace.iter().map(|(s, d)| *s + *d).collect();
     done.sort();
-    let mut gaps: Vec<(Duration, Duration)> =
-        done.windows(2).map(|w| (w[1] - w[0], w[0])).collect();
-    gaps.sort_by_key(|g| std::cmp::Reverse(g.0));
-    let gaps: Vec<String> = gaps
-        .iter()
-        .take(8)
-        .map(|(g, at)| format!("{:.1}@{:.1}", ms(*g), ms(*at)))
-        .collect();
-    let mut slow = burst.trace.clone();
-    slow.sort_by_key(|t| std::cmp::Reverse(t.1));
-    let slow: Vec<String> = slow
-        .iter()
-        .take(12)
-        .map(|(s, d)| format!("{:.1}@{:.1}", ms(*d), ms(*s)))
-        .collect();
+    let gaps = longest(done.windows(2).map(|w| (w[1] - w[0], w[0])), 8);
+    let slow = longest(burst.trace.iter().map(|(s, d)| (*d, *s)), 12);
     println!(
         "   trace {path}: first requests, start+latency ms: {}\n   trace {path}: first workflows stored at ms: {}\n   trace {path}: slowest, latency@start ms: {} (burst {:.1} ms)\n   trace {path}: longest gaps with no request completing, gap@after ms: {}",
         head.join(" "),
         stored.join(" "),
-        slow.join(" "),
+        slow,
         ms(burst.wall),
-        gaps.join(" ")
+        gaps
     );
+}
+
+/// The `n` pairs with the longest first duration, each as `first@second` in milliseconds.
+fn longest(pairs: impl Iterator<Item = (Duration, Duration)>, n: usize) -> String {
+    let mut pairs: Vec<(Duration, Duration)> = pairs.collect();
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.0));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    pairs
+        .iter()
+        .take(n)
+        .map(|(a, b)| format!("{:.1}@{:.1}", ms(*a), ms(*b)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The runner's environment (and the settings the direct path builds its bodies from).
