@@ -122,14 +122,11 @@ impl ResolvedConfig {
     }
 
     /// Take the resolved config out.
-    pub fn into_exposed(mut self) -> Value {
+    pub fn into_exposed(self) -> Value {
         if self.references.is_empty() {
             return self.original;
         }
-        match self.resolved.take() {
-            Some(v) => v,
-            None => self.substituted(),
-        }
+        self.into_configs().1
     }
 
     /// The resolved config as YAML text (for a workload that reads YAML). Same care as
