@@ -295,7 +295,6 @@ impl Dispatcher {
                     run_id: run_id.clone(),
                     config: prepared.config,
                     trigger: Trigger::Manual,
-                    masker: prepared.masker,
                     config_override: options.config_override,
                     pipeline_json: prepared.pipeline,
                 };
@@ -407,9 +406,9 @@ impl Dispatcher {
                 match ex
                     .run_automation(AutomationSpec {
                         run_id: run_id.clone(),
+                        masker: prepared.config.masker().clone(),
                         workflow: prepared.config.into_exposed(),
                         original: workflow,
-                        masker: prepared.masker,
                     })
                     .await
                 {
@@ -437,7 +436,6 @@ impl Dispatcher {
                     run_id: run_id.clone(),
                     config: prepared.config,
                     trigger: Trigger::Manual,
-                    masker: prepared.masker,
                     config_override: None,
                     pipeline_json: prepared.pipeline,
                 };

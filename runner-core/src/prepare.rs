@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use runner_protocol::{ComponentHealth, ErrorBody, ErrorCode, IngestionPipeline};
-use runner_secrets::{ErrorKind, Masker, ResolvedConfig, SecretError, SecretResolver};
+use runner_secrets::{ErrorKind, ResolvedConfig, SecretError, SecretResolver};
 use serde_json::Value;
 
 use crate::runner::HealthProbe;
@@ -21,11 +21,9 @@ use crate::runner::HealthProbe;
 /// itself gets (`SECRETS_DELIVERY=pod`).
 #[derive(Clone, Default)]
 pub struct PreparedConfig {
+    /// Also holds the masker that redacts the resolved values (and their encodings) from logs
+    /// and messages ([`ResolvedConfig::masker`]) and the references resolved.
     pub config: ResolvedConfig,
-    /// Redacts the resolved values (and their encodings) from logs and messages.
-    pub masker: Masker,
-    /// Number of `secret:` references resolved.
-    pub references: usize,
     /// For a pipeline run: the pipeline entity as JSON with `configOverride` applied (built
     /// on the way, so executors that build objects from it need not convert it again).
     /// `Null` otherwise.
@@ -35,7 +33,6 @@ pub struct PreparedConfig {
 impl std::fmt::Debug for PreparedConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedConfig")
-            .field("references", &self.references)
             .field("config", &self.config)
             .finish()
     }
@@ -127,8 +124,6 @@ impl Preparer {
         let Some(resolver) = &self.resolver else {
             return Ok(PreparedConfig {
                 config: ResolvedConfig::without_references(config),
-                masker: Masker::default(),
-                references: 0,
                 pipeline: Value::Null,
             });
         };
@@ -140,20 +135,13 @@ impl Preparer {
                 return Err(secret_error_body(&e));
             }
         };
-        crate::metrics::metrics().secrets_resolved(
-            &provider,
-            true,
-            resolved.references().len() as u64,
-        );
         let references = resolved.references().len();
+        crate::metrics::metrics().secrets_resolved(&provider, true, references as u64);
         if references > 0 {
             tracing::debug!(references, "secret references resolved");
         }
-        let masker = resolved.masker().clone();
         Ok(PreparedConfig {
             config: resolved,
-            masker,
-            references,
             pipeline: Value::Null,
         })
     }

@@ -509,7 +509,6 @@ impl Inner {
                         run_id,
                         config: p.config,
                         trigger: Trigger::Schedule,
-                        masker: p.masker,
                         config_override: None,
                         pipeline_json: p.pipeline,
                     })),
@@ -547,7 +546,7 @@ impl Inner {
             command: self.config.command.clone(),
             env,
             timeout,
-            masker: spec.masker.clone(),
+            masker: spec.config.masker().clone(),
         }
     }
 }

@@ -77,11 +77,10 @@ pub struct RunSpec {
     pub service: Option<Value>,
     pub run_id: String,
     /// The workflow config with its `secret:` references resolved: what it exposes goes to the
-    /// workload only; [`ResolvedConfig::into_original`] keeps the references as they are.
+    /// workload only; [`ResolvedConfig::into_original`] keeps the references as they are;
+    /// [`ResolvedConfig::masker`] redacts the resolved values from the run's logs.
     pub config: ResolvedConfig,
     pub trigger: Trigger,
-    /// Redacts the resolved values from the run's logs.
-    pub masker: Masker,
     /// The control plane's replacement of `sourceConfig.config` (already applied to
     /// `config`; executors that build their own objects apply it themselves).
     pub config_override: Option<Value>,
