@@ -100,6 +100,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
                 OWN_CORE_ONLY.store(true, Ordering::Relaxed);
             }
             "--aa" => AA.store(true, Ordering::Relaxed),
+            "--floor" => FLOOR.store(true, Ordering::Relaxed),
             "--trace" => TRACE.store(true, Ordering::Relaxed),
             "--rounds" => {
                 let n = args
@@ -112,13 +113,23 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
                 ROUNDS_N.store(n, Ordering::Relaxed);
             }
             other => bail!(
-                "bench-argo takes `--burst-only`, `--own-core-only`, `--rounds N`, `--aa` and `--trace` (got `{other}`); see `cargo xtask help`"
+                "bench-argo takes `--burst-only`, `--own-core-only`, `--rounds N`, `--aa`, `--floor` and `--trace` (got `{other}`); see `cargo xtask help`"
             ),
         }
     }
     if AA.load(Ordering::Relaxed) && !quick {
         bail!(
             "--aa measures the noise floor of the burst rounds only: add `--burst-only` or `--own-core-only`"
+        );
+    }
+    if FLOOR.load(Ordering::Relaxed) && !quick {
+        bail!(
+            "--floor measures the burst rounds only (the floor runner does not track runs): add `--burst-only` or `--own-core-only`"
+        );
+    }
+    if FLOOR.load(Ordering::Relaxed) {
+        println!(
+            "== --floor: the \"through\" column is `xtask floor-runner` in the runner's place (decode, post a prebuilt body, reply; no build, watch or events): the least any runner could cost here"
         );
     }
     if AA.load(Ordering::Relaxed) {
@@ -138,6 +149,10 @@ static OWN_CORE_ONLY: AtomicBool = AtomicBool::new(false);
 /// bodies), so every ratio printed compares the straight path with itself: how far from 1.00x
 /// this machine and harness put two measurements of the same thing.
 static AA: AtomicBool = AtomicBool::new(false);
+/// `--floor`: the runner replaced by [`crate::floor`]'s process, which only decodes each
+/// request, posts the Workflow built for it before the burst and answers: the ratios it gives
+/// are the least any runner could reach in this harness on this machine.
+static FLOOR: AtomicBool = AtomicBool::new(false);
 
 fn rounds_n() -> usize {
     ROUNDS_N.load(Ordering::Relaxed)
@@ -218,7 +233,16 @@ fn runner_env(server_url: &str, argo_url: &str) -> Vec<(&'static str, String)> {
 }
 
 fn runner_command(env: &[(&'static str, String)], placement: Placement) -> tokio::process::Command {
-    let runner_bin = util::target_dir().join("release").join("ingestion-runner");
+    runner_command_of("ingestion-runner", env, placement)
+}
+
+/// `runner_command` for the release binary `bin` (the runner, or xtask's floor runner).
+fn runner_command_of(
+    bin: &str,
+    env: &[(&'static str, String)],
+    placement: Placement,
+) -> tokio::process::Command {
+    let runner_bin = util::target_dir().join("release").join(bin);
     let mut cmd = match placement {
         Placement::Shared => tokio::process::Command::new(runner_bin),
         Placement::OwnCore => {
@@ -293,6 +317,17 @@ fn workflow(bc: &BuildConfig, i: usize) -> anyhow::Result<Workflow> {
         },
     )?
     .workflow)
+}
+
+/// The runner's effective settings and the Workflow of every run of the warm-up and the
+/// burst, by run id (what `floor-runner` posts).
+pub async fn all_bodies() -> anyhow::Result<(HashMap<String, String>, HashMap<String, Workflow>)> {
+    let env = effective_settings().await?;
+    let bc = BuildConfig::from_lookup(|k: &str| env.get(k).cloned())?;
+    let bodies = (0..BURST + WARMUP)
+        .map(|i| Ok((bench_run_id(i), workflow(&bc, i)?)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((env, bodies))
 }
 
 /// One round of the burst: both paths, fresh fakes and a fresh runner.
@@ -513,8 +548,14 @@ impl Rig {
         .await?;
         let log = util::target_dir().join(format!("bench-argo-runner-{label}.log"));
         let log_file = std::fs::File::create(&log)?;
-        let child = runner_command(&runner_env(&cp.url(), &fake.url()), placement)
-            .arg("run")
+        let floor = FLOOR.load(Ordering::Relaxed);
+        let (bin, arg) = if floor {
+            ("xtask", "floor-runner")
+        } else {
+            ("ingestion-runner", "run")
+        };
+        let child = runner_command_of(bin, &runner_env(&cp.url(), &fake.url()), placement)
+            .arg(arg)
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
@@ -525,7 +566,7 @@ impl Rig {
             .map_err(|e| anyhow::anyhow!("the runner did not connect: {e}"))?;
         // The executor's informer: one list, then one watch.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while fake.request_count() < 2 {
+        while fake.request_count() < 2 && !floor {
             if Instant::now() > deadline {
                 bail!(
                     "the runner's Argo executor made {} request(s) in 10 s (expected a list and a watch); see {}",

@@ -14,6 +14,7 @@ mod bench_argo;
 mod bench_ops;
 mod chaos;
 mod demo;
+mod floor;
 mod fuzz;
 mod test;
 mod util;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::main(rest),
         "control-plane" => demo::control_plane(rest),
         "echo-client" => bench::echo_client(rest),
+        "floor-runner" => floor::main(rest),
         "help" | "--help" | "-h" => {
             println!("cargo xtask <demo|test|bench|bench-argo|bench-ops|chaos|fuzz|control-plane>");
             println!("  demo           run the whole loop on this machine and exit 0 on success");
@@ -61,6 +63,9 @@ fn main() -> ExitCode {
             );
             println!(
                 "                 per placement (5); --aa: the noise floor (the straight path against itself)"
+            );
+            println!(
+                "                 --floor: the least any runner could do (xtask floor-runner) in the runner's place"
             );
             println!("  bench-ops      start to /readyz, /metrics scrape cost, binary size");
             println!("  fuzz [--seconds N] [TARGET...]  run the cargo-fuzz targets (nightly)");
