@@ -7,14 +7,16 @@
 //!    `ArgoClient::create_workflow`, from the same harness, with the same number in flight.
 //!    In 5 rounds (`--rounds N`) after a warm-up, each round isolated from the next (the
 //!    median round is reported), first with every process sharing the cores, then with the
-//!    runner on a core of its own (see [`Placement`]).
+//!    runner on a core of its own (see [`Placement`]); then both placements again with
+//!    `xtask floor-runner` in the runner's place (the floor, see [`crate::floor`]).
 //! 2. Argo API requests the runner makes over a fixed window while it tracks 10, 100 and 1,000
 //!    active runs (the fake's phase plan keeps them Running), scaled to per minute.
 //! 3. The runner's RSS while it tracks them.
 //!
 //! `--burst-only` runs only part 1, `--own-core-only` only its own-core rounds, and `--aa`
 //! (with either) replaces the path through the runner by a second measurement of the straight
-//! path: the ratios it prints are this machine's noise floor.
+//! path: the ratios it prints are this machine's noise floor. `--floor` (with either) puts
+//! `xtask floor-runner` in the runner's place: the least any runner could cost here.
 //!
 //! Both fakes validate every request body against `shared/specs/argo/swagger.json` when the
 //! file is present (the table says whether it was).
@@ -153,6 +155,15 @@ static AA: AtomicBool = AtomicBool::new(false);
 /// request, posts the Workflow built for it before the burst and answers: the ratios it gives
 /// are the least any runner could reach in this harness on this machine.
 static FLOOR: AtomicBool = AtomicBool::new(false);
+
+/// What runs in the runner's place: the runner, or the floor (`--floor`).
+fn in_runners_place() -> &'static str {
+    if FLOOR.load(Ordering::Relaxed) {
+        "the floor runner"
+    } else {
+        "runner"
+    }
+}
 
 fn rounds_n() -> usize {
     ROUNDS_N.load(Ordering::Relaxed)
@@ -762,8 +773,9 @@ async fn burst_rounds(
     let mut kept: Option<Rig> = None;
     for r in 1..=total {
         println!(
-            "== round {r}/{total}{}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh runner; {IN_FLIGHT} in flight",
-            placement.label()
+            "== round {r}/{total}{}: {BURST} workflow creates straight to a fresh fake Argo, then {BURST} runPipeline requests through a fresh {}; {IN_FLIGHT} in flight",
+            placement.label(),
+            in_runners_place()
         );
         let (fake, direct, direct_cpu) = straight_burst(env, bodies, warm_bodies).await?;
         validating = fake.validating();
@@ -882,7 +894,8 @@ async fn own_core_rounds(
     let m = s.median;
     let cpu = Cpu::of(&rounds);
     Ok(Some(format!(
-        "| {BURST} run requests, runner on CPU 1, harness on CPU 0 (median of {} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {cpu} | <= 1.2x |",
+        "| {BURST} run requests, {} on CPU 1, harness on CPU 0 (median of {} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {cpu} | <= 1.2x |",
+        in_runners_place(),
         rounds_n(),
         m.through.throughput(),
         m.through.p50,
@@ -1070,6 +1083,17 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     rig.stop().await?;
     println!("== the burst again, the runner on a core of its own");
     let own_core = own_core_rounds(&env, &bodies, &warm_bodies, cores).await?;
+    // The same rounds with the floor in the runner's place (see `--floor`): what no runner
+    // can go below in this harness on this machine.
+    println!("== the burst again, both placements, `xtask floor-runner` in the runner's place");
+    FLOOR.store(true, Ordering::Relaxed);
+    let (floor_rounds, floor_rig, _) =
+        burst_rounds(&env, &bodies, &warm_bodies, Placement::Shared).await?;
+    floor_rig.stop().await?;
+    let floor_own_core = own_core_rounds(&env, &bodies, &warm_bodies, cores).await?;
+    FLOOR.store(false, Ordering::Relaxed);
+    let floor = Summary::of(&floor_rounds)?;
+    let floor_cpu = Cpu::of(&floor_rounds);
 
     // 2. Tracking 10 and 100 runs: a fresh runner and fake.
     println!("== tracking 10, then 100 runs (fresh runner, fresh fake Argo)");
@@ -1161,6 +1185,23 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         through.max, direct.max
     );
     if let Some(line) = &own_core {
+        println!("{line}");
+    }
+    println!(
+        "| the floor (`xtask floor-runner` in the runner's place), shared cores (median of {} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput {:.2}x (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {floor_cpu} | the least any runner reaches here |",
+        rounds_n(),
+        floor.median.through.throughput(),
+        floor.median.through.p50,
+        floor.median.through.p99,
+        floor.median.direct.throughput(),
+        floor.median.direct.p50,
+        floor.median.direct.p99,
+        floor.median.ratio(),
+        floor.ratios,
+        floor.p50,
+        floor.p99,
+    );
+    if let Some(line) = &floor_own_core {
         println!("{line}");
     }
     println!(
