@@ -20,8 +20,8 @@ use futures_util::{SinkExt, StreamExt};
 use runner_argo::model::Workflow;
 use runner_argo::{ArgoClient, ArgoClientConfig};
 use runner_protocol::{
-    Heartbeat, Hello, Limits, OpResult, PipelineServiceClientResponse, Request, Response,
-    RunnerInput, RunnerSession, SUPPORTED_VERSIONS,
+    ErrorBody, ErrorCode, Heartbeat, Hello, Limits, OpResult, PipelineServiceClientResponse,
+    Request, Response, RunnerInput, RunnerSession, SUPPORTED_VERSIONS,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -99,13 +99,26 @@ async fn serve(
                         heartbeat = tokio::time::interval(every);
                     }
                     RunnerInput::Request { id, request } => {
-                        let Some(run_id) = run_id_of(&request) else {
-                            let text = session.respond(&id, Response::Result(OpResult::Pong {}));
-                            sink.send(Message::text(text)).await?;
-                            continue;
+                        let run_id = match request {
+                            Request::RunPipeline { options, .. } => options.run_id.unwrap_or_default(),
+                            Request::Ping {} => {
+                                let text = session.respond(&id, Response::Result(OpResult::Pong {}));
+                                sink.send(Message::text(text)).await?;
+                                continue;
+                            }
+                            other => {
+                                let error = ErrorBody::new(
+                                    ErrorCode::UnknownOperation,
+                                    format!("the floor runner answers `runPipeline` and `ping` only, not `{}`", other.op()),
+                                );
+                                let text = session.respond(&id, Response::Error(error));
+                                sink.send(Message::text(text)).await?;
+                                continue;
+                            }
                         };
                         let (client, bodies, tx) = (client.clone(), bodies.clone(), tx.clone());
                         tokio::spawn(async move {
+                            // A run the benchmark did not prepare a body for: not found.
                             let code = match bodies.get(&run_id) {
                                 Some(wf) => match client.create_workflow(runner_core::testkit::BENCH_NAMESPACE, wf).await {
                                     Ok(_) => 200,
@@ -142,12 +155,5 @@ async fn serve(
                 }
             }
         }
-    }
-}
-
-fn run_id_of(request: &Request) -> Option<String> {
-    match request {
-        Request::RunPipeline { options, .. } => options.run_id.clone(),
-        _ => None,
     }
 }
