@@ -17,6 +17,8 @@
 //! (with either) replaces the path through the runner by a second measurement of the straight
 //! path: the ratios it prints are this machine's noise floor. `--floor` (with either) puts
 //! `xtask floor-runner` in the runner's place: the least any runner could cost here.
+//! `--callgrind` (with `--own-core-only`) runs the runner under callgrind and prints the
+//! instructions it executed: a figure to compare two builds by on a machine whose speed moves.
 //!
 //! Both fakes validate every request body against `shared/specs/argo/swagger.json` when the
 //! file is present (the table says whether it was).
@@ -103,6 +105,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
             }
             "--aa" => AA.store(true, Ordering::Relaxed),
             "--floor" => FLOOR.store(true, Ordering::Relaxed),
+            "--callgrind" => CALLGRIND.store(true, Ordering::Relaxed),
             "--trace" => TRACE.store(true, Ordering::Relaxed),
             "--rounds" => {
                 let n = args
@@ -115,7 +118,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
                 ROUNDS_N.store(n, Ordering::Relaxed);
             }
             other => bail!(
-                "bench-argo takes `--burst-only`, `--own-core-only`, `--rounds N`, `--aa`, `--floor` and `--trace` (got `{other}`); see `cargo xtask help`"
+                "bench-argo takes `--burst-only`, `--own-core-only`, `--rounds N`, `--aa`, `--floor`, `--callgrind` and `--trace` (got `{other}`); see `cargo xtask help`"
             ),
         }
     }
@@ -127,6 +130,16 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     if FLOOR.load(Ordering::Relaxed) && !quick {
         bail!(
             "--floor measures the burst rounds only (the floor runner does not track runs): add `--burst-only` or `--own-core-only`"
+        );
+    }
+    if CALLGRIND.load(Ordering::Relaxed) && !OWN_CORE_ONLY.load(Ordering::Relaxed) {
+        bail!(
+            "--callgrind counts the runner's instructions over own-core rounds only: add `--own-core-only` (and `--rounds 1`: each round takes about 20 s under valgrind)"
+        );
+    }
+    if CALLGRIND.load(Ordering::Relaxed) {
+        println!(
+            "== --callgrind: the runner runs under valgrind (about 30 times slower): every ratio and latency is meaningless; compare the instruction counts of two builds"
         );
     }
     if FLOOR.load(Ordering::Relaxed) {
@@ -155,6 +168,11 @@ static AA: AtomicBool = AtomicBool::new(false);
 /// request, posts the Workflow built for it before the burst and answers: the ratios it gives
 /// are the least any runner could reach in this harness on this machine.
 static FLOOR: AtomicBool = AtomicBool::new(false);
+/// `--callgrind`: the runner of each round runs under `valgrind --tool=callgrind`, and the
+/// instructions it executed over its life are printed when it stops. The workload of a round
+/// is fixed, so the count compares two builds whatever the machine's speed (which moves by more
+/// than most changes do); the latencies and ratios of such a round mean nothing.
+static CALLGRIND: AtomicBool = AtomicBool::new(false);
 
 /// What runs in the runner's place: the runner, or the floor (`--floor`).
 fn in_runners_place() -> &'static str {
@@ -244,24 +262,25 @@ fn runner_env(server_url: &str, argo_url: &str) -> Vec<(&'static str, String)> {
 }
 
 fn runner_command(env: &[(&'static str, String)], placement: Placement) -> tokio::process::Command {
-    runner_command_of("ingestion-runner", env, placement)
+    runner_command_of("ingestion-runner", &[], env, placement)
 }
 
-/// `runner_command` for the release binary `bin` (the runner, or xtask's floor runner).
+/// `runner_command` for the release binary `bin` (the runner, or xtask's floor runner), run
+/// under the program and arguments `under` (none, or callgrind).
 fn runner_command_of(
     bin: &str,
+    under: &[String],
     env: &[(&'static str, String)],
     placement: Placement,
 ) -> tokio::process::Command {
-    let runner_bin = util::target_dir().join("release").join(bin);
-    let mut cmd = match placement {
-        Placement::Shared => tokio::process::Command::new(runner_bin),
-        Placement::OwnCore => {
-            let mut c = tokio::process::Command::new("taskset");
-            c.arg("-c").arg("1").arg(runner_bin);
-            c
-        }
-    };
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if placement == Placement::OwnCore {
+        argv.extend(["taskset", "-c", "1"].map(Into::into));
+    }
+    argv.extend(under.iter().map(Into::into));
+    argv.push(util::target_dir().join("release").join(bin).into());
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .stdin(Stdio::null())
@@ -547,6 +566,8 @@ struct Rig {
     child: tokio::process::Child,
     pid: u32,
     log: std::path::PathBuf,
+    /// `--callgrind`: where callgrind writes the runner's counts when it exits.
+    callgrind: Option<std::path::PathBuf>,
 }
 
 impl Rig {
@@ -565,7 +586,19 @@ impl Rig {
         } else {
             ("ingestion-runner", "run")
         };
-        let child = runner_command_of(bin, &runner_env(&cp.url(), &fake.url()), placement)
+        let callgrind = CALLGRIND
+            .load(Ordering::Relaxed)
+            .then(|| util::target_dir().join(format!("bench-argo-runner-{label}.callgrind")));
+        let under: Vec<String> = match &callgrind {
+            Some(out) => vec![
+                "valgrind".into(),
+                "-q".into(),
+                "--tool=callgrind".into(),
+                format!("--callgrind-out-file={}", out.display()),
+            ],
+            None => vec![],
+        };
+        let child = runner_command_of(bin, &under, &runner_env(&cp.url(), &fake.url()), placement)
             .arg(arg)
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -594,6 +627,7 @@ impl Rig {
             child,
             pid,
             log,
+            callgrind,
         })
     }
 
@@ -647,6 +681,22 @@ impl Rig {
             Err(_) => {
                 println!("   runner did not exit within 15 s of SIGTERM; killing it");
                 let _ = self.child.kill().await;
+            }
+        }
+        if let Some(out) = &self.callgrind {
+            let counts = std::fs::read_to_string(out).unwrap_or_default();
+            match counts
+                .lines()
+                .find_map(|l| l.strip_prefix("summary: ").or(l.strip_prefix("totals: ")))
+            {
+                Some(n) => println!(
+                    "   runner instructions over its life (callgrind; start, connect, {BURST} pings, {WARMUP} warm-up and {BURST} run requests, stop): {n}"
+                ),
+                None => println!(
+                    "   no instruction count in {} (is valgrind installed?); see {}",
+                    out.display(),
+                    self.log.display()
+                ),
             }
         }
         let warnings = std::fs::read_to_string(&self.log).unwrap_or_default();

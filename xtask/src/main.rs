@@ -67,6 +67,9 @@ fn main() -> ExitCode {
             println!(
                 "                 --floor: the least any runner could do (xtask floor-runner) in the runner's place"
             );
+            println!(
+                "                 --callgrind (with --own-core-only): the runner's instructions, to compare two builds"
+            );
             println!("  bench-ops      start to /readyz, /metrics scrape cost, binary size");
             println!("  fuzz [--seconds N] [TARGET...]  run the cargo-fuzz targets (nightly)");
             println!(
