@@ -138,6 +138,14 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         );
     }
     if CALLGRIND.load(Ordering::Relaxed) {
+        let valgrind = std::process::Command::new("valgrind")
+            .arg("--version")
+            .output();
+        if !valgrind.is_ok_and(|o| o.status.success()) {
+            bail!(
+                "--callgrind runs the runner under valgrind, which is not on PATH here: install it (`apt-get install valgrind`)"
+            );
+        }
         println!(
             "== --callgrind: the runner runs under valgrind (about 30 times slower): every ratio and latency is meaningless; compare the instruction counts of two builds"
         );
