@@ -598,12 +598,20 @@ impl Rig {
             .load(Ordering::Relaxed)
             .then(|| util::target_dir().join(format!("bench-argo-runner-{label}.callgrind")));
         let under: Vec<String> = match &callgrind {
-            Some(out) => vec![
-                "valgrind".into(),
-                "-q".into(),
-                "--tool=callgrind".into(),
-                format!("--callgrind-out-file={}", out.display()),
-            ],
+            Some(out) => {
+                // A count left by an earlier run must not pass for this runner's.
+                match std::fs::remove_file(out) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => bail!("removing the old count {}: {e}", out.display()),
+                }
+                vec![
+                    "valgrind".into(),
+                    "-q".into(),
+                    "--tool=callgrind".into(),
+                    format!("--callgrind-out-file={}", out.display()),
+                ]
+            }
             None => vec![],
         };
         let child = runner_command_of(bin, &under, &runner_env(&cp.url(), &fake.url()), placement)
