@@ -357,11 +357,18 @@ fn workflow(bc: &BuildConfig, i: usize) -> anyhow::Result<Workflow> {
     .workflow)
 }
 
+/// The runner's effective settings, and the build configuration they give: what the straight
+/// path (and the floor runner) build their bodies with, as the runner builds its own.
+async fn build_settings() -> anyhow::Result<(HashMap<String, String>, BuildConfig)> {
+    let env = effective_settings().await?;
+    let bc = BuildConfig::from_lookup(|k: &str| env.get(k).cloned())?;
+    Ok((env, bc))
+}
+
 /// The runner's effective settings and the Workflow of every run of the warm-up and the
 /// burst, by run id (what `floor-runner` posts).
 pub async fn all_bodies() -> anyhow::Result<(HashMap<String, String>, HashMap<String, Workflow>)> {
-    let env = effective_settings().await?;
-    let bc = BuildConfig::from_lookup(|k: &str| env.get(k).cloned())?;
+    let (env, bc) = build_settings().await?;
     let bodies = (0..BURST + WARMUP)
         .map(|i| Ok((bench_run_id(i), workflow(&bc, i)?)))
         .collect::<anyhow::Result<_>>()?;
@@ -1054,9 +1061,7 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     let load_before = loadavg();
 
     // The bodies of the direct path, from the runner's own settings.
-    let env = effective_settings().await?;
-    let lookup = |k: &str| env.get(k).cloned();
-    let bc = BuildConfig::from_lookup(lookup)?;
+    let (env, bc) = build_settings().await?;
     let bodies: Vec<Workflow> = (0..BURST)
         .map(|i| workflow(&bc, i))
         .collect::<anyhow::Result<_>>()?;
