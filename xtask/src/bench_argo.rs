@@ -963,13 +963,26 @@ async fn own_core_rounds(
     });
     pin_harness(&format!("0-{}", cores - 1))?;
     let rounds = result?;
-    let s = Summary::of(&rounds)?;
+    Ok(Some(rounds_row(
+        &format!(
+            "{BURST} run requests, {} on CPU 1, harness on CPU 0",
+            in_runners_place()
+        ),
+        &rounds,
+        "<= 1.2x",
+    )?))
+}
+
+/// A table row for a set of rounds, `what` first and `target` last: the median round's
+/// throughput and latencies on both paths, every round's ratio, the medians of the p50 and
+/// p99 ratios, and the CPU per request.
+fn rounds_row(what: &str, rounds: &[Round], target: &str) -> anyhow::Result<String> {
+    let s = Summary::of(rounds)?;
     let m = s.median;
-    let cpu = Cpu::of(&rounds);
-    Ok(Some(format!(
-        "| {BURST} run requests, {} on CPU 1, harness on CPU 0 (median of {} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {cpu} | <= 1.2x |",
-        in_runners_place(),
-        rounds_n(),
+    let cpu = Cpu::of(rounds);
+    Ok(format!(
+        "| {what} (median of {} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput **{:.2}x** (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {cpu} | {target} |",
+        rounds.len(),
         m.through.throughput(),
         m.through.p50,
         m.through.p99,
@@ -980,7 +993,7 @@ async fn own_core_rounds(
         s.ratios,
         s.p50,
         s.p99,
-    )))
+    ))
 }
 
 /// CPU per request over a set of rounds, in µs (the mean of the rounds): the runner, and the
@@ -1163,8 +1176,6 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
     floor_rig.stop().await?;
     let floor_own_core = own_core_rounds(&env, &bodies, &warm_bodies, cores).await?;
     FLOOR.store(false, Ordering::Relaxed);
-    let floor = Summary::of(&floor_rounds)?;
-    let floor_cpu = Cpu::of(&floor_rounds);
 
     // 2. Tracking 10 and 100 runs: a fresh runner and fake.
     println!("== tracking 10, then 100 runs (fresh runner, fresh fake Argo)");
@@ -1259,18 +1270,12 @@ async fn inner(quick: bool) -> anyhow::Result<()> {
         println!("{line}");
     }
     println!(
-        "| the floor (`xtask floor-runner` in the runner's place), shared cores (median of {} rounds) | {:.0}/s, p50 {:.2?}, p99 {:.2?} | {:.0}/s, p50 {:.2?}, p99 {:.2?} | throughput {:.2}x (rounds: {}); p50 {:.2}x, p99 {:.2}x (medians over the rounds); CPU per request: {floor_cpu} | the least any runner reaches here |",
-        rounds_n(),
-        floor.median.through.throughput(),
-        floor.median.through.p50,
-        floor.median.through.p99,
-        floor.median.direct.throughput(),
-        floor.median.direct.p50,
-        floor.median.direct.p99,
-        floor.median.ratio(),
-        floor.ratios,
-        floor.p50,
-        floor.p99,
+        "{}",
+        rounds_row(
+            "the floor (`xtask floor-runner` in the runner's place), shared cores",
+            &floor_rounds,
+            "the least any runner reaches here",
+        )?
     );
     if let Some(line) = &floor_own_core {
         println!("{line}");
